@@ -1,0 +1,1 @@
+"""Pure ML for mailfilter: GPT-2, the classifier, the tokenizer, checkpoints, weight import."""

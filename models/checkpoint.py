@@ -1,0 +1,191 @@
+"""Checkpoint I/O: safetensors tensors + str->str metadata, atomic writes, strict loads.
+
+No pickle anywhere: a checkpoint can be read without executing anything it contains.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from models.classifier import GPTClassifier
+from models.gpt import GPT, GPTConfig
+from models.tokenizer import BPE_SHA256, TOKENIZER_NAME
+
+FORMAT = "mailfilter-checkpoint"
+SCHEMA = "1"
+KINDS = ("classifier", "lm")
+
+
+class CheckpointError(Exception):
+    """A checkpoint is missing, corrupt, or does not match what it claims to be."""
+
+
+@dataclass
+class CheckpointMeta:
+    """Everything besides the tensors that is needed to use a checkpoint."""
+
+    config: GPTConfig
+    kind: str = "classifier"
+    labels: tuple[str, ...] = ("ham", "spam")
+    max_length: int = 256
+    pooling: str = "last_real"
+    threshold: float = 0.5
+    training: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def to_metadata(self) -> dict[str, str]:
+        """The str->str header safetensors stores."""
+        return {
+            "format": FORMAT,
+            "schema": SCHEMA,
+            "kind": self.kind,
+            "config": json.dumps(self.config.to_dict(), sort_keys=True),
+            "labels": json.dumps(list(self.labels)),
+            "max_length": str(self.max_length),
+            "pooling": self.pooling,
+            "tokenizer": TOKENIZER_NAME,
+            "bpe_sha256": BPE_SHA256,
+            "threshold": repr(float(self.threshold)),
+            "training": json.dumps(self.training, sort_keys=True),
+            "metrics": json.dumps(self.metrics, sort_keys=True),
+        }
+
+    @classmethod
+    def from_metadata(cls, md: dict[str, str]) -> CheckpointMeta:
+        """Parse and validate a safetensors header written by `to_metadata`."""
+        if md.get("format") != FORMAT:
+            raise CheckpointError(f"not a mailfilter checkpoint (format={md.get('format')!r})")
+        if md.get("schema") != SCHEMA:
+            raise CheckpointError(f"unsupported checkpoint schema {md.get('schema')!r}")
+        if md.get("tokenizer") != TOKENIZER_NAME or md.get("bpe_sha256") != BPE_SHA256:
+            raise CheckpointError("checkpoint was trained with a different tokenizer")
+        try:
+            meta = cls(
+                config=GPTConfig.from_dict(json.loads(md["config"])),
+                kind=md["kind"],
+                labels=tuple(json.loads(md["labels"])),
+                max_length=int(md["max_length"]),
+                pooling=md["pooling"],
+                threshold=float(md["threshold"]),
+                training=json.loads(md.get("training", "{}")),
+                metrics=json.loads(md.get("metrics", "{}")),
+            )
+        except (KeyError, ValueError, TypeError) as e:
+            raise CheckpointError(f"checkpoint metadata is invalid: {e}") from e
+        if meta.kind not in KINDS:
+            raise CheckpointError(f"unknown checkpoint kind {meta.kind!r}")
+        if meta.pooling not in ("last_real", "last_position"):
+            raise CheckpointError(f"unknown pooling {meta.pooling!r}")
+        if not 0 < meta.max_length <= meta.config.block_size:
+            raise CheckpointError(f"max_length {meta.max_length} outside 1..block_size")
+        return meta
+
+
+@dataclass
+class Checkpoint:
+    """A loaded model, its metadata, and the sha256 of the file it came from."""
+
+    model: torch.nn.Module
+    meta: CheckpointMeta
+    sha256: str
+
+
+def _tensors_to_save(model: torch.nn.Module, dtype: torch.dtype | None) -> dict[str, torch.Tensor]:
+    state = model.state_dict()
+    if isinstance(model, GPT):
+        state.pop("lm_head.weight")  # tied to transformer.wte.weight
+    out = {}
+    for k, v in state.items():
+        t = v.detach().to("cpu")
+        if dtype is not None and t.is_floating_point():
+            t = t.to(dtype)
+        out[k] = t.contiguous()
+    return out
+
+
+def save_checkpoint(
+    model: torch.nn.Module, meta: CheckpointMeta, path: str | Path, dtype: torch.dtype | None = None
+) -> Path:
+    """Write model + metadata to `path` atomically (temp file in the same dir, fsync, rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(_tensors_to_save(model, dtype), tmp, metadata=meta.to_metadata())
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_meta(path: str | Path) -> CheckpointMeta:
+    """Read only the metadata header of a checkpoint."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            md = f.metadata() or {}
+    except FileNotFoundError as e:
+        raise CheckpointError(f"checkpoint not found: {path}") from e
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"checkpoint {path} is unreadable or corrupt: {e}") from e
+    return CheckpointMeta.from_metadata(md)
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def build_model(meta: CheckpointMeta) -> torch.nn.Module:
+    """An untrained model of the shape the metadata describes."""
+    if meta.kind == "lm":
+        return GPT(meta.config)
+    pooling = "last_real" if meta.pooling == "last_real" else "last_position"
+    return GPTClassifier(meta.config, num_classes=len(meta.labels), pooling=pooling)
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
+    """Rebuild the model from metadata and load its tensors strictly, as float32."""
+    meta = read_meta(path)
+    model = build_model(meta)
+    expected = _tensors_to_save(model, None)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            keys = set(f.keys())
+            missing, extra = set(expected) - keys, keys - set(expected)
+            if missing or extra:
+                raise CheckpointError(
+                    f"checkpoint {path} does not match its config: "
+                    f"missing {sorted(missing)[:3]}, unexpected {sorted(extra)[:3]}"
+                )
+            state = {}
+            for k in expected:
+                t = f.get_tensor(k)
+                if t.shape != expected[k].shape:
+                    raise CheckpointError(
+                        f"checkpoint {path}: {k} has shape {tuple(t.shape)}, "
+                        f"config says {tuple(expected[k].shape)}"
+                    )
+                state[k] = t.float() if t.is_floating_point() else t
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"checkpoint {path} is unreadable or corrupt: {e}") from e
+    model.load_state_dict(state, strict=not isinstance(model, GPT))
+    model.to(device).eval()
+    return Checkpoint(model=model, meta=meta, sha256=file_sha256(path))

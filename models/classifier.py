@@ -1,0 +1,56 @@
+"""GPT-2 sequence classifier: the trunk, a new 2-class head, logits read at the last real token."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn as nn
+
+from models.gpt import GPTConfig, GPTTrunk
+
+Pooling = Literal["last_real", "last_position"]
+Trainable = Literal["all", "head", "last_blocks"]
+
+
+class GPTClassifier(nn.Module):
+    """GPT-2 trunk + `Linear(n_embd, num_classes)`.
+
+    Batches are right-padded; `lengths` gives each sequence's real length. Under the causal mask
+    the hidden state at the last real token never sees a pad, so a message scores the same alone
+    or beside longer ones. `last_position` (the book's first variant) is kept for comparison only.
+    """
+
+    def __init__(self, config: GPTConfig, num_classes: int = 2, pooling: Pooling = "last_real"):
+        super().__init__()
+        self.config = config
+        self.pooling: Pooling = pooling
+        self.transformer = GPTTrunk(config)
+        self.head = nn.Linear(config.n_embd, num_classes)
+
+    def forward(self, idx: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Class logits, (B, num_classes), for right-padded ids (B, T) and real lengths (B,)."""
+        h = self.transformer(idx)  # (B, T, C)
+        if self.pooling == "last_position" or lengths is None:
+            pooled = h[:, -1, :]  # (B, C)
+        else:
+            rows = torch.arange(h.size(0), device=h.device)
+            pooled = h[rows, lengths.to(h.device) - 1]  # (B, C)
+        return self.head(pooled)
+
+    def set_trainable(self, mode: Trainable, last_blocks: int = 1) -> None:
+        """Freeze all, then unfreeze: everything, the head only, or the last N blocks + ln_f + head."""
+        for p in self.parameters():
+            p.requires_grad = mode == "all"
+        if mode == "all":
+            return
+        for p in self.head.parameters():
+            p.requires_grad = True
+        if mode == "last_blocks":
+            if not 0 <= last_blocks <= self.config.n_layer:
+                raise ValueError(f"last_blocks must be in 0..{self.config.n_layer}, got {last_blocks}")
+            for block in list(self.transformer.h)[self.config.n_layer - last_blocks :]:
+                for p in block.parameters():
+                    p.requires_grad = True
+            for p in self.transformer.ln_f.parameters():
+                p.requires_grad = True

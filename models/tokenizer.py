@@ -1,0 +1,66 @@
+"""The GPT-2 BPE tokenizer, built offline with tiktoken from the BPE file vendored in this package."""
+
+from __future__ import annotations
+
+import hashlib
+from functools import lru_cache
+from importlib import resources
+
+import tiktoken
+
+BPE_FILE = "gpt2.tiktoken"
+BPE_SHA256 = "306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930"
+EOT = "<|endoftext|>"
+EOT_ID = 50256
+TOKENIZER_NAME = "gpt2"
+# GPT-2's original pre-tokenisation regex; works on every tiktoken version.
+GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+
+
+class TokenizerError(Exception):
+    """The vendored BPE file is missing or does not match its pinned hash."""
+
+
+def _parse_ranks(data: bytes) -> dict[bytes, int]:
+    import base64
+
+    ranks: dict[bytes, int] = {}
+    for line in data.splitlines():
+        if line:
+            token, rank = line.split()
+            ranks[base64.b64decode(token)] = int(rank)
+    return ranks
+
+
+@lru_cache(maxsize=1)
+def get_tokenizer() -> tiktoken.Encoding:
+    """The GPT-2 encoding; reads the vendored file, checks its sha256, never touches the network."""
+    try:
+        data = resources.files("models").joinpath("data", BPE_FILE).read_bytes()
+    except OSError as e:
+        raise TokenizerError(f"cannot read the vendored GPT-2 BPE file: {e}") from e
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != BPE_SHA256:
+        raise TokenizerError(f"GPT-2 BPE file hash mismatch: {digest} != {BPE_SHA256}")
+    return tiktoken.Encoding(
+        name=TOKENIZER_NAME,
+        pat_str=GPT2_PATTERN,
+        mergeable_ranks=_parse_ranks(data),
+        special_tokens={EOT: EOT_ID},
+        explicit_n_vocab=50257,
+    )
+
+
+def encode(text: str) -> list[int]:
+    """Token ids for text; a literal `<|endoftext|>` in mail is encoded as ordinary text."""
+    return get_tokenizer().encode_ordinary(text)
+
+
+def encode_batch(texts: list[str]) -> list[list[int]]:
+    """Token ids for many texts, using tiktoken's threads."""
+    return get_tokenizer().encode_ordinary_batch(texts)
+
+
+def decode(ids: list[int]) -> str:
+    """Text for token ids (lossy on split UTF-8 sequences)."""
+    return get_tokenizer().decode(ids)

@@ -1,0 +1,1 @@
+"""Training for mailfilter: corpora, datasets, pretraining, fine-tuning, evaluation, plots."""
