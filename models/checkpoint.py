@@ -17,7 +17,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from models.classifier import GPTClassifier
+from models.classifier import GPTClassifier, Pooling
 from models.gpt import GPT, GPTConfig
 from models.tokenizer import BPE_SHA256, TOKENIZER_NAME
 
@@ -157,7 +157,7 @@ def build_model(meta: CheckpointMeta) -> torch.nn.Module:
     """An untrained model of the shape the metadata describes."""
     if meta.kind == "lm":
         return GPT(meta.config)
-    pooling = "last_real" if meta.pooling == "last_real" else "last_position"
+    pooling: Pooling = "last_real" if meta.pooling == "last_real" else "last_position"
     return GPTClassifier(meta.config, num_classes=len(meta.labels), pooling=pooling)
 
 

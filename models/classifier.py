@@ -39,7 +39,7 @@ class GPTClassifier(nn.Module):
         return self.head(pooled)
 
     def set_trainable(self, mode: Trainable, last_blocks: int = 1) -> None:
-        """Freeze all, then unfreeze: everything, the head only, or the last N blocks + ln_f + head."""
+        """Unfreeze everything, the head only, or the last N blocks + final norm + head."""
         for p in self.parameters():
             p.requires_grad = mode == "all"
         if mode == "all":
@@ -48,7 +48,7 @@ class GPTClassifier(nn.Module):
             p.requires_grad = True
         if mode == "last_blocks":
             if not 0 <= last_blocks <= self.config.n_layer:
-                raise ValueError(f"last_blocks must be in 0..{self.config.n_layer}, got {last_blocks}")
+                raise ValueError(f"last_blocks must be 0..{self.config.n_layer}, not {last_blocks}")
             for block in list(self.transformer.h)[self.config.n_layer - last_blocks :]:
                 for p in block.parameters():
                     p.requires_grad = True

@@ -1,4 +1,4 @@
-"""The GPT-2 BPE tokenizer, built offline with tiktoken from the BPE file vendored in this package."""
+"""The GPT-2 BPE tokenizer, built offline with tiktoken from the BPE file vendored here."""
 
 from __future__ import annotations
 

@@ -1,0 +1,187 @@
+"""The scoring engine: one loaded checkpoint, length-bucketed padded batches, p(spam) out.
+
+Parsing and tokenising run in a worker thread one chunk ahead of the model, so on a small
+machine the model is busy while the next messages are being read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Generic, TypeVar
+
+import torch
+
+from models.checkpoint import Checkpoint, CheckpointError, load_checkpoint
+from models.tokenizer import EOT_ID, encode_batch
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+BUNDLED_MODEL = "default.safetensors"
+
+
+class EngineError(Exception):
+    """The model cannot be loaded or run."""
+
+
+def bundled_checkpoint_path() -> Path:
+    """Path of the model shipped inside the package."""
+    return Path(str(resources.files("models").joinpath("data", BUNDLED_MODEL)))
+
+
+def pick_device(device: str) -> torch.device:
+    """`auto` → CUDA when present, else CPU; `cuda` without a GPU is an error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise EngineError("device 'cuda' requested but no CUDA GPU is available")
+    return torch.device(device)
+
+
+def _cpu_has_native_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def pick_dtype(device: torch.device) -> torch.dtype:
+    """bf16 where the hardware computes it natively, float32 otherwise."""
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+    return torch.bfloat16 if _cpu_has_native_bf16() else torch.float32
+
+
+@dataclass(frozen=True)
+class Scored(Generic[T]):
+    """An input item with its p(spam), or the error that kept it from being scored."""
+
+    item: T
+    score: float | None
+    error: str | None = None
+
+
+class Engine:
+    """Holds a classifier checkpoint and scores token sequences in padded batches."""
+
+    def __init__(
+        self,
+        checkpoint: Checkpoint,
+        device: str = "auto",
+        threads: int | None = None,
+        batch_size: int = 32,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        if checkpoint.meta.kind != "classifier":
+            raise EngineError("checkpoint is a language model, not a spam classifier")
+        if threads:
+            torch.set_num_threads(threads)
+        self.device = pick_device(device)
+        self.dtype = dtype or pick_dtype(self.device)
+        self.checkpoint = checkpoint
+        self.model = checkpoint.model.to(self.device, self.dtype).eval()
+        self.max_length = checkpoint.meta.max_length
+        self.threshold = checkpoint.meta.threshold
+        self.model_id = checkpoint.sha256[:16]
+        self.batch_size = batch_size
+        self._spam_index = list(checkpoint.meta.labels).index("spam")
+
+    @classmethod
+    def load(cls, path: Path | None = None, **kwargs: object) -> Engine:
+        """Load `path`, or the bundled model when None; errors become EngineError."""
+        path = path or bundled_checkpoint_path()
+        if not path.exists():
+            raise EngineError(
+                f"model not found: {path} "
+                "(set a checkpoint, or run `mailfilter train --preset default`)"
+            )
+        try:
+            return cls(load_checkpoint(path), **kwargs)  # type: ignore[arg-type]
+        except CheckpointError as e:
+            raise EngineError(str(e)) from e
+
+    def tokenize(self, texts: list[str]) -> list[list[int]]:
+        """Token ids, truncated to the checkpoint's max_length (the head of the text is kept)."""
+        return [ids[: self.max_length] or [EOT_ID] for ids in encode_batch(texts)]
+
+    @torch.inference_mode()
+    def score_ids(self, seqs: list[list[int]]) -> list[float]:
+        """p(spam) per sequence; batches are grouped by length and right-padded with EOT."""
+        order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+        scores = [0.0] * len(seqs)
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            width = max(len(seqs[i]) for i in chunk)
+            batch = torch.full((len(chunk), width), EOT_ID, dtype=torch.long)
+            for row, i in enumerate(chunk):
+                batch[row, : len(seqs[i])] = torch.tensor(seqs[i], dtype=torch.long)
+            lengths = torch.tensor([len(seqs[i]) for i in chunk], device=self.device)
+            logits = self.model(batch.to(self.device), lengths).float()
+            probs = torch.softmax(logits, dim=-1)[:, self._spam_index].cpu().tolist()
+            for i, p in zip(chunk, probs, strict=True):
+                scores[i] = p
+        return scores
+
+    def score_texts(self, texts: list[str]) -> list[float]:
+        """p(spam) for model texts."""
+        return self.score_ids(self.tokenize(texts))
+
+    def score_stream(
+        self, items: Iterable[T], to_text: Callable[[T], str], chunk_size: int = 256
+    ) -> Iterator[Scored[T]]:
+        """Score items in chunks; a worker thread prepares chunk n+1 while the model runs chunk n.
+
+        `to_text` failures are reported per item (score None) and never stop the stream.
+        """
+        prepared: queue.Queue[tuple[list[Scored[T]], list[T], list[list[int]]] | None] = (
+            queue.Queue(maxsize=2)
+        )
+        stop = threading.Event()
+        failure: list[BaseException] = []
+
+        def produce() -> None:
+            try:
+                it = iter(items)
+                while not stop.is_set():
+                    failed: list[Scored[T]] = []
+                    ok: list[T] = []
+                    texts: list[str] = []
+                    for item in it:
+                        try:
+                            texts.append(to_text(item))
+                            ok.append(item)
+                        except Exception as e:  # a bad message is a skip, never a crash
+                            failed.append(Scored(item, None, f"{type(e).__name__}: {e}"))
+                        if len(ok) + len(failed) >= chunk_size:
+                            break
+                    if not ok and not failed:
+                        break
+                    prepared.put((failed, ok, self.tokenize(texts)))
+            except BaseException as e:
+                failure.append(e)
+            finally:
+                prepared.put(None)
+
+        worker = threading.Thread(target=produce, name="mailfilter-prepare", daemon=True)
+        worker.start()
+        try:
+            while (got := prepared.get()) is not None:
+                failed, ok, ids = got
+                yield from failed
+                for item, score in zip(ok, self.score_ids(ids), strict=True):
+                    yield Scored(item, score)
+        finally:
+            stop.set()
+            while worker.is_alive():  # drain so the producer can finish its put()
+                with contextlib.suppress(queue.Empty):
+                    prepared.get(timeout=0.1)
+            worker.join()
+        if failure:
+            raise failure[0]
