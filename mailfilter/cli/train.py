@@ -1,0 +1,109 @@
+"""`mailfilter train` and `mailfilter evaluate`: thin wrappers over `training.job`.
+
+`training` is imported inside the commands, so scanning never pays for it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mailfilter.cli.app import app
+
+
+class DataPathError(Exception):
+    """No data path was given and the default data root does not exist."""
+
+
+def default_data_root() -> Path:
+    """`$MAILFILTER_DATA`, else `../shared/data` beside a source checkout."""
+    env = os.environ.get("MAILFILTER_DATA")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+def _preset_paths(corpora: tuple[str, ...]) -> list[Path]:
+    root = default_data_root()
+    if not root.is_dir():
+        raise DataPathError(
+            f"no --data given and the data root {root} does not exist (set MAILFILTER_DATA)"
+        )
+    return [root / c for c in corpora]
+
+
+@app.command()
+def train(
+    preset: Annotated[str, typer.Option(help="Recipe: book (chapter 6).")] = "book",
+    data: Annotated[
+        list[Path] | None,
+        typer.Option(help="Corpus path(s); default: the preset's corpora under $MAILFILTER_DATA."),
+    ] = None,
+    base: Annotated[
+        str | None,
+        typer.Option(
+            help="Trunk: gpt2, gpt2-medium, gpt2-large, gpt2-xl (downloaded), a local safetensors "
+            "file (GPT-2 or a mailfilter checkpoint), or random."
+        ),
+    ] = None,
+    size: Annotated[
+        str | None,
+        typer.Option(help="Size for --base random: gpt2…gpt2-xl or LAYERSxHEADSxEMBD[xCTX]."),
+    ] = None,
+    trainable: Annotated[
+        str | None, typer.Option(help="What trains: last_blocks, all, or head.")
+    ] = None,
+    last_blocks: Annotated[
+        int | None, typer.Option(help="How many final blocks train (with last_blocks).")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(min=1)] = None,
+    max_steps: Annotated[int | None, typer.Option(min=1, help="Stop after N steps.")] = None,
+    max_length: Annotated[int | None, typer.Option(min=1, help="Tokens read per message.")] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output directory.")] = Path(
+        "runs/train"
+    ),
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+) -> None:
+    """Fine-tune a GPT-2 classifier; writes model.safetensors, metrics.json, training-curves.png."""
+    from training.job import run_training
+    from training.presets import get_preset
+
+    if trainable not in (None, "last_blocks", "all", "head"):
+        raise typer.BadParameter("must be last_blocks, all or head", param_hint="--trainable")
+    p = get_preset(preset)
+    paths = data or _preset_paths(p.corpora)
+    result = run_training(
+        p, paths, output, base=base, size=size, trainable=trainable,  # type: ignore[arg-type]
+        last_blocks=last_blocks, epochs=epochs, max_steps=max_steps, max_length=max_length,
+        device=device,
+    )
+    test = result.metrics.get("test", {})
+    typer.echo(f"checkpoint: {result.checkpoint}")
+    typer.echo(f"metrics:    {result.metrics_path}")
+    typer.echo(f"curves:     {result.plot_path}")
+    if test:
+        typer.echo(
+            "test: accuracy {accuracy:.4f}  precision {precision:.4f}  recall {recall:.4f}  "
+            "FPR {false_positive_rate:.4f}  ROC AUC {roc_auc:.4f}".format(**test)
+        )
+
+
+@app.command()
+def evaluate(
+    checkpoint: Annotated[Path, typer.Argument(help="A mailfilter classifier checkpoint.")],
+    data: Annotated[list[Path], typer.Argument(help="Corpus path(s).")],
+    split: Annotated[
+        str | None, typer.Option(help="Only this stable split: train, val or test.")
+    ] = None,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+) -> None:
+    """Score labeled corpora with a checkpoint at its threshold and print the metrics as JSON."""
+    from training.job import evaluate_checkpoint
+
+    if split not in (None, "train", "val", "test"):
+        raise typer.BadParameter("must be train, val or test", param_hint="--split")
+    typer.echo(json.dumps(evaluate_checkpoint(checkpoint, data, split, device), indent=2))

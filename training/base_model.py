@@ -1,0 +1,83 @@
+"""Where a classifier's trunk comes from: OpenAI GPT-2, one of our checkpoints, or random init."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from models.checkpoint import FORMAT, load_checkpoint
+from models.classifier import GPTClassifier
+from models.gpt import GPT, PRESETS, GPTConfig
+from models.hf_import import HUB_REPOS, classifier_from_gpt2, resolve_base_model
+
+
+class BaseModelError(ValueError):
+    """The requested base model cannot be built."""
+
+
+@dataclass(frozen=True)
+class RandomSize:
+    """Shape of a randomly initialised trunk."""
+
+    n_layer: int = 12
+    n_head: int = 12
+    n_embd: int = 768
+    block_size: int = 1024
+
+    @classmethod
+    def parse(cls, spec: str) -> RandomSize:
+        """`gpt2`…`gpt2-xl`, or `LxHxE[xCTX]`, e.g. `4x4x256x512`."""
+        if spec in PRESETS:
+            c = PRESETS[spec]
+            return cls(c.n_layer, c.n_head, c.n_embd, c.block_size)
+        try:
+            parts = [int(p) for p in spec.lower().split("x")]
+        except ValueError:
+            parts = []
+        if len(parts) not in (3, 4) or min(parts) < 1:
+            raise BaseModelError(
+                f"bad model size {spec!r}: use a preset ({', '.join(PRESETS)}) "
+                "or LAYERSxHEADSxEMBD[xCTX]"
+            )
+        if parts[2] % parts[1]:
+            raise BaseModelError(f"bad model size {spec!r}: n_embd must divide by n_head")
+        return cls(*parts)
+
+
+def _is_our_checkpoint(path: Path) -> bool:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return (f.metadata() or {}).get("format") == FORMAT
+    except Exception:
+        return False
+
+
+def build_base_classifier(
+    base: str, size: RandomSize | None = None, cache_dir: Path | None = None
+) -> GPTClassifier:
+    """A classifier whose trunk is `base`: `random`, a GPT-2 preset name, or a safetensors path.
+
+    A path may be an OpenAI/Hugging Face GPT-2 file, a mailfilter language-model checkpoint
+    (from `mailfilter pretrain`), or a mailfilter classifier checkpoint (training continues).
+    """
+    if base == "random":
+        s = size or RandomSize()
+        return GPTClassifier(GPTConfig(n_layer=s.n_layer, n_head=s.n_head, n_embd=s.n_embd,
+                                       block_size=s.block_size))
+    if base in HUB_REPOS:
+        return classifier_from_gpt2(resolve_base_model(base, cache_dir))
+    path = Path(base)
+    if not path.exists():
+        raise BaseModelError(
+            f"base model {base!r} is not 'random', a GPT-2 preset ({', '.join(HUB_REPOS)}), "
+            "or an existing file"
+        )
+    if path.is_file() and _is_our_checkpoint(path):
+        ckpt = load_checkpoint(path)
+        if isinstance(ckpt.model, GPTClassifier):
+            return ckpt.model
+        assert isinstance(ckpt.model, GPT)
+        return classifier_from_gpt2(ckpt.model)
+    return classifier_from_gpt2(resolve_base_model(path, cache_dir))

@@ -1,0 +1,164 @@
+"""Fine-tuning a GPT-2 classifier: the book's chapter 6 loop, with evaluation during training."""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from models.classifier import GPTClassifier
+from training.data import Batch, TokenizedSet, batches, num_batches
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Optimiser and schedule; the defaults are the book's recipe."""
+
+    epochs: int = 5
+    batch_size: int = 8
+    lr: float = 5e-5
+    weight_decay: float = 0.1
+    eval_every: int = 50
+    eval_batches: int = 5
+    seed: int = 123
+    max_steps: int | None = None
+    grad_clip: float | None = None
+    warmup_steps: int = 0
+    cosine: bool = False
+
+
+@dataclass
+class History:
+    """Losses every `eval_every` steps and accuracies every epoch, for the curves and the JSON."""
+
+    steps: list[int] = field(default_factory=list)
+    examples_seen: list[int] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    epochs: list[int] = field(default_factory=list)
+    train_accuracy: list[float] = field(default_factory=list)
+    val_accuracy: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    total_steps: int = 0
+
+
+def batch_loss(model: GPTClassifier, batch: Batch, device: torch.device) -> torch.Tensor:
+    """Cross-entropy of the logits at each sequence's last real token."""
+    logits = model(batch.ids.to(device), batch.lengths.to(device))
+    return F.cross_entropy(logits, batch.labels.to(device))
+
+
+@torch.no_grad()
+def _mean_loss(
+    model: GPTClassifier, data: TokenizedSet, cfg: FinetuneConfig, device: torch.device
+) -> float:
+    model.eval()
+    rng = random.Random(cfg.seed)
+    losses = []
+    for i, batch in enumerate(batches(data, cfg.batch_size, shuffle=True, rng=rng)):
+        if i >= cfg.eval_batches:
+            break
+        losses.append(batch_loss(model, batch, device).item())
+    model.train()
+    return sum(losses) / max(len(losses), 1)
+
+
+@torch.no_grad()
+def predict(
+    model: GPTClassifier, data: TokenizedSet, device: torch.device, batch_size: int = 32
+) -> list[float]:
+    """p(class 1) for every example, in the dataset's order."""
+    was_training = model.training
+    model.eval()
+    order = sorted(range(len(data)), key=lambda i: len(data.ids[i]))
+    scores = [0.0] * len(data)
+    sorted_batches = batches(data, batch_size, shuffle=False)
+    for start, batch in zip(range(0, len(order), batch_size), sorted_batches, strict=True):
+        logits = model(batch.ids.to(device), batch.lengths.to(device)).float()
+        probs = torch.softmax(logits, dim=-1)[:, 1].cpu().tolist()
+        for i, p in zip(order[start : start + batch_size], probs, strict=True):
+            scores[i] = p
+    model.train(was_training)
+    return scores
+
+
+def accuracy(scores: list[float], labels: list[int], threshold: float = 0.5) -> float:
+    """Share of examples whose thresholded score matches the label."""
+    hits = sum((s >= threshold) == bool(y) for s, y in zip(scores, labels, strict=True))
+    return hits / max(len(labels), 1)
+
+
+def _lr_at(step: int, total: int, cfg: FinetuneConfig) -> float:
+    if cfg.warmup_steps and step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    if cfg.cosine and total > cfg.warmup_steps:
+        progress = (step - cfg.warmup_steps) / (total - cfg.warmup_steps)
+        return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+    return cfg.lr
+
+
+def finetune(
+    model: GPTClassifier,
+    train: TokenizedSet,
+    val: TokenizedSet,
+    cfg: FinetuneConfig,
+    device: torch.device,
+    progress: bool = True,
+) -> History:
+    """Train the parameters that require grad with AdamW; evaluate as the book does."""
+    torch.manual_seed(cfg.seed)
+    rng = random.Random(cfg.seed)
+    model.to(device).train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    per_epoch = num_batches(train, cfg.batch_size)
+    total = per_epoch * cfg.epochs
+    if cfg.max_steps is not None:
+        total = min(total, cfg.max_steps)
+    history = History(total_steps=total)
+    step = seen = 0
+    start = time.perf_counter()
+    bar = tqdm(total=total, desc="fine-tune", unit="step", disable=not progress, leave=False)
+    for epoch in range(1, cfg.epochs + 1):
+        for batch in batches(train, cfg.batch_size, shuffle=True, rng=rng):
+            if step >= total:
+                break
+            for group in optimizer.param_groups:
+                group["lr"] = _lr_at(step, total, cfg)
+            optimizer.zero_grad(set_to_none=True)
+            loss = batch_loss(model, batch, device)
+            loss.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            optimizer.step()
+            step += 1
+            seen += len(batch.labels)
+            bar.update(1)
+            if step % cfg.eval_every == 0:
+                tl, vl = _mean_loss(model, train, cfg, device), _mean_loss(model, val, cfg, device)
+                history.steps.append(step)
+                history.examples_seen.append(seen)
+                history.train_loss.append(tl)
+                history.val_loss.append(vl)
+                bar.set_postfix(train_loss=f"{tl:.3f}", val_loss=f"{vl:.3f}")
+                log.info("step %d: train loss %.4f, val loss %.4f", step, tl, vl)
+        train_acc = accuracy(predict(model, train, device), train.labels)
+        val_acc = accuracy(predict(model, val, device), val.labels)
+        history.epochs.append(epoch)
+        history.train_accuracy.append(train_acc)
+        history.val_accuracy.append(val_acc)
+        log.info("epoch %d: train acc %.4f, val acc %.4f", epoch, train_acc, val_acc)
+        if step >= total:
+            break
+    bar.close()
+    history.seconds = time.perf_counter() - start
+    model.eval()
+    return history

@@ -1,0 +1,165 @@
+"""The training job behind `mailfilter train` and `mailfilter evaluate`.
+
+corpus → Examples → dedupe → split → token ids → fine-tune → threshold on validation →
+checkpoint + metrics JSON + training-curve PNG.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from models.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
+from models.classifier import GPTClassifier, Trainable
+from training.base_model import RandomSize, build_base_classifier
+from training.corpora.dedupe import dedupe
+from training.corpora.example import LABELS, Example
+from training.corpora.formats import read_corpus
+from training.corpora.split import balance_by_undersampling, book_split, split_examples
+from training.data import TokenizedSet
+from training.finetune import FinetuneConfig, History, finetune, predict
+from training.metrics import choose_threshold, compute_metrics
+from training.presets import Preset
+
+log = logging.getLogger(__name__)
+
+
+class TrainingError(Exception):
+    """The training job cannot run as asked."""
+
+
+@dataclass
+class TrainResult:
+    """Where the job wrote its outputs, and the headline metrics."""
+
+    checkpoint: Path
+    metrics_path: Path
+    plot_path: Path
+    metrics: dict[str, Any]
+
+
+def load_examples(paths: list[Path]) -> list[Example]:
+    """Read every corpus path (format detected from the path)."""
+    examples: list[Example] = []
+    for p in paths:
+        if not p.exists():
+            raise TrainingError(f"data path not found: {p}")
+        examples.extend(read_corpus(p))
+    if not examples:
+        raise TrainingError("no examples found in " + ", ".join(map(str, paths)))
+    return examples
+
+
+def make_splits(examples: list[Example], preset: Preset) -> tuple[dict[str, list[Example]], dict]:
+    """Dedupe, balance if the preset says so, and split; returns the splits and a summary."""
+    unique, report = dedupe(examples)
+    if preset.balance:
+        unique = balance_by_undersampling(unique)
+    splits = book_split(unique) if preset.split == "book" else split_examples(unique)
+    summary: dict[str, Any] = {"read": len(examples), "dedupe": asdict(report)}
+    for name, items in splits.items():
+        counts = Counter(e.label for e in items)
+        summary[name] = {LABELS[k]: counts.get(k, 0) for k in range(len(LABELS))}
+    return splits, summary
+
+
+def run_training(
+    preset: Preset,
+    data: list[Path],
+    out_dir: Path,
+    *,
+    base: str | None = None,
+    size: str | None = None,
+    trainable: Trainable | None = None,
+    last_blocks: int | None = None,
+    epochs: int | None = None,
+    max_steps: int | None = None,
+    max_length: int | None = None,
+    device: str = "auto",
+    progress: bool = True,
+) -> TrainResult:
+    """Run a preset end to end and write checkpoint, metrics JSON and curves into `out_dir`."""
+    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
+                       ("cpu" if device == "auto" else device))
+    started = time.perf_counter()
+    splits, summary = make_splits(load_examples(data), preset)
+    if not splits["train"] or not splits["val"]:
+        raise TrainingError("too few examples to make train and validation splits")
+    base = base or preset.base
+    model = build_base_classifier(base, RandomSize.parse(size or preset.size))
+    model.set_trainable(
+        trainable or preset.trainable,
+        last_blocks if last_blocks is not None else preset.last_blocks,
+    )
+    block = model.config.block_size
+    train_probe = TokenizedSet(splits["train"], block)
+    length = min(max_length or preset.max_length or train_probe.longest(), block)
+    sets = {name: TokenizedSet(items, length) for name, items in splits.items()}
+    cfg: FinetuneConfig = preset.finetune
+    if epochs is not None:
+        cfg = replace(cfg, epochs=epochs)
+    if max_steps is not None:
+        cfg = replace(cfg, max_steps=max_steps)
+    history = finetune(model, sets["train"], sets["val"], cfg, dev, progress=progress)
+    scores = {name: predict(model, s, dev) for name, s in sets.items() if len(s)}
+    threshold = 0.5
+    if preset.max_fpr is not None:
+        threshold = choose_threshold(sets["val"].labels, scores["val"], preset.max_fpr)
+    metrics = {name: compute_metrics(sets[name].labels, sc, threshold).to_dict()
+               for name, sc in scores.items()}
+    training = {
+        "preset": preset.name, "base": base, "data": [str(p) for p in data],
+        "trainable": trainable or preset.trainable, "finetune": asdict(cfg),
+        "max_length": length, "splits": summary, "device": str(dev),
+        "seconds": round(time.perf_counter() - started, 1), "torch": torch.__version__,
+        "machine": f"{platform.machine()} x{os.cpu_count()}",
+    }
+    meta = CheckpointMeta(config=model.config, max_length=length, threshold=threshold,
+                          training=training, metrics={k: _headline(v) for k, v in metrics.items()})
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt = save_checkpoint(model, meta, out_dir / "model.safetensors")
+    report = {"training": training, "threshold": threshold, "metrics": metrics,
+              "history": asdict(history)}
+    metrics_path = out_dir / "metrics.json"
+    metrics_path.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    plot_path = _plot(history, out_dir / "training-curves.png", preset.name)
+    return TrainResult(ckpt, metrics_path, plot_path, metrics)
+
+
+def _headline(m: dict[str, Any]) -> dict[str, Any]:
+    keys = ("n", "accuracy", "precision", "recall", "f1", "false_positive_rate",
+            "false_negative_rate", "roc_auc")
+    return {k: m[k] for k in keys}
+
+
+def _plot(history: History, path: Path, title: str) -> Path:
+    from training.plots import plot_history
+
+    return plot_history(history, path, title=f"mailfilter train --preset {title}")
+
+
+def evaluate_checkpoint(
+    checkpoint: Path, data: list[Path], split: str | None = None, device: str = "cpu"
+) -> dict[str, Any]:
+    """Score corpora with a checkpoint at its own threshold; optionally only one stable split."""
+    ckpt = load_checkpoint(checkpoint, device)
+    model = ckpt.model
+    if not isinstance(model, GPTClassifier):
+        raise TrainingError(f"{checkpoint} is a language model, not a classifier")
+    examples, _ = dedupe(load_examples(data))
+    if split is not None:
+        examples = split_examples(examples)[split]
+    tokenized = TokenizedSet(examples, ckpt.meta.max_length)
+    scores = predict(model, tokenized, torch.device(device))
+    metrics = compute_metrics(tokenized.labels, scores, ckpt.meta.threshold).to_dict()
+    return {"checkpoint": str(checkpoint), "data": [str(p) for p in data], "split": split,
+            "metrics": metrics}
