@@ -15,8 +15,8 @@ def plot_history(history: History, path: Path, title: str = "") -> Path:
     import matplotlib.pyplot as plt
 
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-    ax_loss.plot(history.steps, history.train_loss, label="train")
-    ax_loss.plot(history.steps, history.val_loss, label="validation", linestyle="--")
+    ax_loss.plot(history.steps, history.train_loss, marker=".", label="train")
+    ax_loss.plot(history.steps, history.val_loss, marker=".", label="validation", linestyle="--")
     ax_loss.set_xlabel("step")
     ax_loss.set_ylabel("cross-entropy loss")
     ax_loss.legend()

@@ -1,0 +1,37 @@
+"""Shared fixtures: tiny models and the location of the real corpora (optional)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from models.checkpoint import CheckpointMeta, save_checkpoint
+from models.classifier import GPTClassifier
+from models.gpt import GPTConfig
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+TINY = GPTConfig(n_layer=2, n_head=2, n_embd=32, block_size=128)
+
+
+def shared_data(relative: str) -> Path:
+    """A path under ../shared/data, or skip the test with the reason."""
+    path = SHARED_DATA / relative
+    if not path.exists():
+        pytest.skip(f"real corpus not available: {path} is absent (needs ../shared/data)")
+    return path
+
+
+@pytest.fixture
+def tiny_classifier() -> GPTClassifier:
+    """A 2-layer, 32-wide random classifier, seeded."""
+    torch.manual_seed(0)
+    return GPTClassifier(TINY).eval()
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path: Path, tiny_classifier: GPTClassifier) -> Path:
+    """A saved tiny classifier checkpoint with max_length 64 and threshold 0.5."""
+    meta = CheckpointMeta(config=TINY, max_length=64, threshold=0.5)
+    return save_checkpoint(tiny_classifier, meta, tmp_path / "tiny.safetensors")

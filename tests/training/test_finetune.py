@@ -1,0 +1,68 @@
+"""Fine-tuning really learns: a tiny model fits a small synthetic set exactly."""
+
+from __future__ import annotations
+
+import torch
+
+from models.classifier import GPTClassifier
+from models.gpt import GPTConfig
+from training.corpora.example import HAM, SPAM, Example
+from training.data import TokenizedSet, batches, collate
+from training.finetune import FinetuneConfig, accuracy, finetune, predict
+
+
+def _synthetic() -> list[Example]:
+    spam_words = ["winner", "free money", "claim your prize", "cheap pills", "act now"]
+    ham_words = ["meeting notes", "lunch tomorrow", "the patch review", "quarterly report",
+                 "see you at the game"]
+    out = []
+    for i in range(40):
+        out.append(Example(f"Subject: {spam_words[i % 5]} {i}\n\n{spam_words[(i + 1) % 5]}!!!",
+                           SPAM, f"s{i}"))
+        out.append(Example(f"Subject: {ham_words[i % 5]} {i}\n\nabout {ham_words[(i + 2) % 5]}",
+                           HAM, f"h{i}"))
+    return out
+
+
+def test_tiny_model_reaches_full_train_accuracy() -> None:
+    torch.manual_seed(0)
+    model = GPTClassifier(GPTConfig(n_layer=2, n_head=2, n_embd=32, block_size=64))
+    model.set_trainable("all")
+    data = TokenizedSet(_synthetic(), max_length=64)
+    cfg = FinetuneConfig(epochs=12, batch_size=8, lr=3e-3, weight_decay=0.0, eval_every=10)
+    history = finetune(model, data, data, cfg, torch.device("cpu"), progress=False)
+    scores = predict(model, data, torch.device("cpu"))
+    assert accuracy(scores, data.labels) == 1.0
+    assert history.train_loss[-1] < history.train_loss[0]
+    assert history.epochs == list(range(1, 13))
+
+
+def test_frozen_parameters_do_not_change() -> None:
+    torch.manual_seed(0)
+    model = GPTClassifier(GPTConfig(n_layer=2, n_head=2, n_embd=32, block_size=64))
+    model.set_trainable("last_blocks", 1)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    data = TokenizedSet(_synthetic()[:16], max_length=64)
+    finetune(model, data, data, FinetuneConfig(epochs=1, batch_size=8, lr=1e-2, eval_every=100),
+             torch.device("cpu"), progress=False)
+    after = dict(model.named_parameters())
+    assert torch.equal(before["transformer.h.0.attn.c_attn.weight"],
+                       after["transformer.h.0.attn.c_attn.weight"])
+    assert torch.equal(before["transformer.wte.weight"], after["transformer.wte.weight"])
+    assert not torch.equal(before["transformer.h.1.mlp.c_fc.weight"],
+                           after["transformer.h.1.mlp.c_fc.weight"])
+    assert not torch.equal(before["head.weight"], after["head.weight"])
+
+
+def test_collate_right_pads_to_longest_in_batch() -> None:
+    b = collate([[1, 2, 3], [4], [5, 6]], [1, 0, 1])
+    assert b.ids.tolist() == [[1, 2, 3], [4, 50256, 50256], [5, 6, 50256]]
+    assert b.lengths.tolist() == [3, 1, 2]
+    assert b.labels.tolist() == [1, 0, 1]
+
+
+def test_truncation_keeps_the_head_and_batches_cover_everything() -> None:
+    data = TokenizedSet(_synthetic(), max_length=5)
+    assert max(len(ids) for ids in data.ids) == 5
+    seen = sum(len(b.labels) for b in batches(data, 7, shuffle=True))
+    assert seen == len(data)

@@ -1,0 +1,66 @@
+"""`mailfilter train` and `mailfilter evaluate` end to end on a small synthetic SMS file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from models.checkpoint import load_checkpoint
+
+
+def _sms_file(path: Path) -> Path:
+    lines = []
+    for i in range(60):
+        lines.append(f"spam\tWINNER! Claim your free prize {i} now, call 0800{i:04d}")
+        lines.append(f"ham\tare we still on for lunch at {i % 12 + 1}? see you, {i}")
+        lines.append(f"ham\tok i'll call you later about the report {i}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _mailfilter(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", "from mailfilter.cli import main; main()", *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+def test_train_writes_checkpoint_metrics_and_curves(tmp_path: Path) -> None:
+    data = _sms_file(tmp_path / "sms.tsv")
+    out = tmp_path / "run"
+    r = _mailfilter("train", "--preset", "book", "--data", str(data), "--base", "random",
+                    "--size", "1x2x32x128", "--epochs", "2", "--output", str(out),
+                    "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    report = json.loads((out / "metrics.json").read_text())
+    for split in ("train", "val", "test"):
+        m = report["metrics"][split]
+        assert {"accuracy", "precision", "recall", "f1", "false_positive_rate", "roc_auc",
+                "confusion_matrix"} <= set(m)
+    # balanced by undersampling: 60 spam + 60 ham, then 70/10/20
+    splits = report["training"]["splits"]
+    assert splits["train"]["ham"] + splits["train"]["spam"] == 84
+    assert splits["test"]["ham"] + splits["test"]["spam"] == 24
+    assert (out / "training-curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    ckpt = load_checkpoint(out / "model.safetensors")
+    assert ckpt.meta.training["preset"] == "book"
+
+    r = _mailfilter("evaluate", str(out / "model.safetensors"), str(data))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["metrics"]["n"] == 180
+
+
+def test_bad_paths_are_one_line_and_exit_2(tmp_path: Path) -> None:
+    r = _mailfilter("train", "--data", str(tmp_path / "missing.tsv"), "--base", "random")
+    assert r.returncode == 2
+    assert r.stderr.strip().count("\n") == 0 and "not found" in r.stderr
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"garbage")
+    r = _mailfilter("evaluate", str(bad), str(tmp_path))
+    assert r.returncode == 2 and r.stderr.startswith("mailfilter: error:")
+    assert r.stderr.strip().count("\n") == 0
+    r = _mailfilter("train", "--preset", "nope", "--data", str(bad))
+    assert r.returncode == 2 and "unknown preset" in r.stderr
