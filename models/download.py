@@ -13,12 +13,15 @@ import http.client
 import logging
 import os
 import re
+import socket
+import ssl
 import sys
 import time
 import urllib.error
 import urllib.request
 from email.message import Message
 from pathlib import Path
+from typing import IO
 
 from tqdm import tqdm
 
@@ -44,7 +47,7 @@ def default_cache_dir() -> Path:
 
 
 def hub_endpoint(endpoint: str | None = None) -> str:
-    """The Hub base URL: the argument, else `MAILFILTER_HF_ENDPOINT`, `HF_ENDPOINT`, huggingface.co."""
+    """Hub base URL: the argument, else `MAILFILTER_HF_ENDPOINT`, `HF_ENDPOINT`, huggingface.co."""
     chosen = (
         endpoint
         or os.environ.get("MAILFILTER_HF_ENDPOINT")
@@ -80,9 +83,7 @@ def hub_download(
         logger.debug("using cached %s", dest)
         return dest
     url = hub_file_url(repo_id, filename, revision, endpoint)
-    return download(
-        url, dest, sha256=sha256, progress=progress, timeout=timeout, retries=retries
-    )
+    return download(url, dest, sha256=sha256, progress=progress, timeout=timeout, retries=retries)
 
 
 class _RecordingRedirectHandler(urllib.request.HTTPRedirectHandler):
@@ -95,7 +96,15 @@ class _RecordingRedirectHandler(urllib.request.HTTPRedirectHandler):
     def __init__(self) -> None:
         self.hops: list[Message] = []
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: http.client.HTTPMessage,
+        newurl: str,
+    ) -> urllib.request.Request | None:
         self.hops.append(headers)
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
@@ -127,9 +136,12 @@ def _file_sha256(path: Path) -> str:
 
 
 def _is_retryable(e: Exception) -> bool:
+    """Server hiccups and dropped or stalled connections; not 4xx, unknown hosts or disk errors."""
     if isinstance(e, urllib.error.HTTPError):
         return e.code == 429 or e.code >= 500
-    return isinstance(e, (urllib.error.URLError, OSError, http.client.HTTPException))
+    if isinstance(e, urllib.error.URLError):
+        return not isinstance(e.reason, socket.gaierror)
+    return isinstance(e, (ConnectionError, TimeoutError, ssl.SSLError, http.client.HTTPException))
 
 
 def download(
@@ -206,8 +218,8 @@ def _fetch_once(
     except urllib.error.HTTPError as e:
         if e.code == 416 and have:
             # Range past the end: the part is either already whole or belongs to another file.
-            total = (e.headers.get("Content-Range") or "").rpartition("/")[2]
-            if total.isdigit() and int(total) == have and (size is None or size == have):
+            whole = (e.headers.get("Content-Range") or "").rpartition("/")[2]
+            if whole.isdigit() and int(whole) == have and (size is None or size == have):
                 return True, sha256, have
             logger.warning("server rejected resume of %s; restarting", part)
             part.unlink()
@@ -222,7 +234,9 @@ def _fetch_once(
         if resp.status == 206:
             m = _CONTENT_RANGE_RE.fullmatch(resp.headers.get("Content-Range") or "")
             if m is None or int(m.group(1)) != have:
-                raise DownloadError(f"{url}: bad Content-Range {resp.headers.get('Content-Range')!r}")
+                raise DownloadError(
+                    f"{url}: bad Content-Range {resp.headers.get('Content-Range')!r}"
+                )
             total = None if m.group(3) == "*" else int(m.group(3))
             mode = "ab"
             logger.info("resuming %s at byte %d", url, have)
@@ -249,7 +263,8 @@ def _fetch_once(
                 disable=not show,
             ) as bar,
         ):
-            while chunk := resp.read(CHUNK_SIZE):
+            # read1, not read: what arrived before a stall is kept when the timeout strikes.
+            while chunk := resp.read1(CHUNK_SIZE):
                 f.write(chunk)
                 have += len(chunk)
                 bar.update(len(chunk))
@@ -257,7 +272,7 @@ def _fetch_once(
                     raise DownloadError(f"{url}: received more than the expected {size} bytes")
             f.flush()
             os.fsync(f.fileno())
-    # http.client ends a short body silently, so a dropped connection shows up only as a short count.
+    # http.client ends a short body silently: a dropped connection shows only as a short count.
     return size is None or have == size, sha256, size
 
 
