@@ -33,6 +33,7 @@ class FinetuneConfig:
     grad_clip: float | None = None
     warmup_steps: int = 0
     cosine: bool = False
+    epoch_eval: bool = True  # accuracy on all of train and val after each epoch
 
 
 @dataclass
@@ -150,6 +151,10 @@ def finetune(
                 history.val_loss.append(vl)
                 bar.set_postfix(train_loss=f"{tl:.3f}", val_loss=f"{vl:.3f}")
                 log.info("step %d: train loss %.4f, val loss %.4f", step, tl, vl)
+        if not cfg.epoch_eval:
+            if step >= total:
+                break
+            continue
         train_acc = accuracy(predict(model, train, device), train.labels)
         val_acc = accuracy(predict(model, val, device), val.labels)
         history.epochs.append(epoch)
