@@ -26,6 +26,10 @@ class GPTConfig:
     dropout: float = 0.0
     bias: bool = True
     layer_norm_epsilon: float = 1e-5
+    # 0: token ids index `wte` directly (OpenAI GPT-2). Otherwise the model reads ids of a
+    # tokenizer with this many entries through a `token_map` buffer into a smaller vocabulary
+    # of `vocab_size` (rare tokens share one id); see training/vocab.py.
+    input_vocab_size: int = 0
 
     def to_dict(self) -> dict[str, object]:
         """The config as a JSON-ready dict."""
@@ -111,6 +115,11 @@ class GPTTrunk(nn.Module):
         self.drop = nn.Dropout(config.dropout)
         self.h = nn.ModuleList([Block(config) for _ in range(config.n_layer)])
         self.ln_f = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon, bias=config.bias)
+        self.token_map: torch.Tensor | None
+        if config.input_vocab_size:
+            self.register_buffer("token_map", torch.zeros(config.input_vocab_size, dtype=torch.long))
+        else:
+            self.token_map = None
         self.apply(init_weights)
         # GPT-2's scaled init of the residual projections.
         for name, p in self.named_parameters():
@@ -122,6 +131,8 @@ class GPTTrunk(nn.Module):
         B, T = idx.size()
         if T > self.config.block_size:
             raise ValueError(f"sequence of {T} tokens exceeds block size {self.config.block_size}")
+        if self.token_map is not None:
+            idx = self.token_map[idx]  # tokenizer ids -> model vocabulary
         pos = torch.arange(0, T, dtype=torch.long, device=idx.device)  # (T,)
         x = self.drop(self.wte(idx) + self.wpe(pos))  # (B, T, C)
         for block in self.h:

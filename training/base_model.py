@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from models.checkpoint import FORMAT, load_checkpoint
 from models.classifier import GPTClassifier
 from models.gpt import GPT, PRESETS, GPTConfig
@@ -44,6 +46,25 @@ class RandomSize:
         return cls(*parts)
 
 
+def random_config(size: RandomSize, token_map: torch.Tensor | None = None) -> GPTConfig:
+    """The config of a fresh model; with a token map, its compact vocabulary."""
+    vocab_size, input_vocab_size = GPTConfig.vocab_size, 0
+    if token_map is not None:
+        vocab_size, input_vocab_size = int(token_map.max()) + 1, len(token_map)
+    return GPTConfig(n_layer=size.n_layer, n_head=size.n_head, n_embd=size.n_embd,
+                     block_size=size.block_size, vocab_size=vocab_size,
+                     input_vocab_size=input_vocab_size)
+
+
+def random_classifier(size: RandomSize, token_map: torch.Tensor | None = None) -> GPTClassifier:
+    """A randomly initialised classifier, reading through `token_map` when given."""
+    model = GPTClassifier(random_config(size, token_map))
+    if token_map is not None:
+        assert model.transformer.token_map is not None
+        model.transformer.token_map.copy_(token_map)
+    return model
+
+
 def _is_our_checkpoint(path: Path) -> bool:
     from safetensors import safe_open
 
@@ -55,7 +76,10 @@ def _is_our_checkpoint(path: Path) -> bool:
 
 
 def build_base_classifier(
-    base: str, size: RandomSize | None = None, cache_dir: Path | None = None
+    base: str,
+    size: RandomSize | None = None,
+    cache_dir: Path | None = None,
+    token_map: torch.Tensor | None = None,
 ) -> GPTClassifier:
     """A classifier whose trunk is `base`: `random`, a GPT-2 preset name, or a safetensors path.
 
@@ -63,9 +87,7 @@ def build_base_classifier(
     (from `mailfilter pretrain`), or a mailfilter classifier checkpoint (training continues).
     """
     if base == "random":
-        s = size or RandomSize()
-        return GPTClassifier(GPTConfig(n_layer=s.n_layer, n_head=s.n_head, n_embd=s.n_embd,
-                                       block_size=s.block_size))
+        return random_classifier(size or RandomSize(), token_map)
     if base in HUB_REPOS:
         return classifier_from_gpt2(resolve_base_model(base, cache_dir))
     path = Path(base)

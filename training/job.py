@@ -20,7 +20,9 @@ import torch
 
 from models.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
 from models.classifier import GPTClassifier, Trainable
-from training.base_model import RandomSize, build_base_classifier
+from models.hf_import import classifier_from_gpt2
+from models.tokenizer import encode_batch
+from training.base_model import RandomSize, build_base_classifier, random_config
 from training.corpora.dedupe import dedupe
 from training.corpora.example import LABELS, Example
 from training.corpora.formats import read_corpus
@@ -29,8 +31,11 @@ from training.data import TokenizedSet
 from training.finetune import FinetuneConfig, History, finetune, predict
 from training.metrics import choose_threshold, compute_metrics
 from training.presets import Preset
+from training.pretrain import pretrain
+from training.vocab import build_token_map
 
 log = logging.getLogger(__name__)
+PRETRAIN_TOKENS_PER_MESSAGE = 1024
 
 
 class TrainingError(Exception):
@@ -84,6 +89,8 @@ def run_training(
     epochs: int | None = None,
     max_steps: int | None = None,
     max_length: int | None = None,
+    pretrain_minutes: float | None = None,
+    no_pretrain: bool = False,
     device: str = "auto",
     progress: bool = True,
 ) -> TrainResult:
@@ -95,7 +102,9 @@ def run_training(
     if not splits["train"] or not splits["val"]:
         raise TrainingError("too few examples to make train and validation splits")
     base = base or preset.base
-    model = build_base_classifier(base, RandomSize.parse(size or preset.size))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model, pretrain_report = _initial_model(preset, base, size, splits, out_dir, pretrain_minutes,
+                                            no_pretrain, dev, progress)
     model.set_trainable(
         trainable or preset.trainable,
         last_blocks if last_blocks is not None else preset.last_blocks,
@@ -122,17 +131,49 @@ def run_training(
         "max_length": length, "splits": summary, "device": str(dev),
         "seconds": round(time.perf_counter() - started, 1), "torch": torch.__version__,
         "machine": f"{platform.machine()} x{os.cpu_count()}",
+        "vocab_size": model.config.vocab_size, "pretrain": pretrain_report,
     }
     meta = CheckpointMeta(config=model.config, max_length=length, threshold=threshold,
                           training=training, metrics={k: _headline(v) for k, v in metrics.items()})
-    out_dir.mkdir(parents=True, exist_ok=True)
-    ckpt = save_checkpoint(model, meta, out_dir / "model.safetensors")
+    ckpt = save_checkpoint(model, meta, out_dir / "model.safetensors",
+                           dtype=getattr(torch, preset.store_dtype))
     report = {"training": training, "threshold": threshold, "metrics": metrics,
               "history": asdict(history)}
     metrics_path = out_dir / "metrics.json"
     metrics_path.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     plot_path = _plot(history, out_dir / "training-curves.png", preset.name)
     return TrainResult(ckpt, metrics_path, plot_path, metrics)
+
+
+def _initial_model(
+    preset: Preset, base: str, size: str | None, splits: dict[str, list[Example]], out_dir: Path,
+    pretrain_minutes: float | None, no_pretrain: bool, dev: torch.device, progress: bool,
+) -> tuple[GPTClassifier, dict[str, Any] | None]:
+    """The model fine-tuning starts from: a built base, or a language model pretrained here."""
+    shape = RandomSize.parse(size or preset.size)
+    if base != "random":
+        return build_base_classifier(base, shape), None
+    token_map = None
+    train_ids: list[list[int]] = []
+    if preset.vocab_size or preset.pretrain:
+        train_ids = encode_batch([e.text for e in splits["train"]])
+    if preset.vocab_size:
+        token_map = build_token_map(train_ids, preset.vocab_size, min_count=3)
+    if preset.pretrain is None or no_pretrain:
+        return build_base_classifier("random", shape, token_map=token_map), None
+    cfg = preset.pretrain
+    if pretrain_minutes is not None:
+        cfg = replace(cfg, max_minutes=pretrain_minutes)
+    # Long messages are cut so a few newsletters do not dominate the language model's diet.
+    cut = [ids[:PRETRAIN_TOKENS_PER_MESSAGE] for ids in train_ids]
+    val_ids = [ids[:PRETRAIN_TOKENS_PER_MESSAGE]
+               for ids in encode_batch([e.text for e in splits["val"]])]
+    lm, history = pretrain(random_config(shape, token_map), cut, val_ids, cfg,
+                           out_dir / "pretrain.safetensors", token_map, dev, progress)
+    report = {"config": asdict(cfg), "steps": history.steps[-1] if history.steps else 0,
+              "val_loss": history.val_loss[-1] if history.val_loss else None,
+              "seconds": round(history.seconds, 1)}
+    return classifier_from_gpt2(lm), report
 
 
 def _headline(m: dict[str, Any]) -> dict[str, Any]:

@@ -38,7 +38,9 @@ def _preset_paths(corpora: tuple[str, ...]) -> list[Path]:
 
 @app.command()
 def train(
-    preset: Annotated[str, typer.Option(help="Recipe: book (chapter 6).")] = "book",
+    preset: Annotated[
+        str, typer.Option(help="Recipe: book (chapter 6) or default (the bundled model).")
+    ] = "book",
     data: Annotated[
         list[Path] | None,
         typer.Option(help="Corpus path(s); default: the preset's corpora under $MAILFILTER_DATA."),
@@ -63,6 +65,12 @@ def train(
     epochs: Annotated[int | None, typer.Option(min=1)] = None,
     max_steps: Annotated[int | None, typer.Option(min=1, help="Stop after N steps.")] = None,
     max_length: Annotated[int | None, typer.Option(min=1, help="Tokens read per message.")] = None,
+    pretrain_minutes: Annotated[
+        float | None, typer.Option(help="Time budget for the preset's pretraining stage.")
+    ] = None,
+    no_pretrain: Annotated[
+        bool, typer.Option("--no-pretrain", help="Skip pretraining; fine-tune a random trunk.")
+    ] = False,
     output: Annotated[Path, typer.Option("--output", "-o", help="Output directory.")] = Path(
         "runs/train"
     ),
@@ -79,7 +87,7 @@ def train(
     result = run_training(
         p, paths, output, base=base, size=size, trainable=trainable,  # type: ignore[arg-type]
         last_blocks=last_blocks, epochs=epochs, max_steps=max_steps, max_length=max_length,
-        device=device,
+        pretrain_minutes=pretrain_minutes, no_pretrain=no_pretrain, device=device,
     )
     test = result.metrics.get("test", {})
     typer.echo(f"checkpoint: {result.checkpoint}")
