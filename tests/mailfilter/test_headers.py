@@ -43,7 +43,9 @@ def test_spam_gets_the_spamassassin_headers_at_the_end_of_the_header_block() -> 
     lines = head.split(b"\n")
     assert lines[:3] == LF.split(b"\n")[:3]
     assert lines[3] == b"X-Spam-Flag: YES"
-    assert lines[4].startswith(b"X-Spam-Status: Yes, score=0.9731 required=0.5000 tests=MAILFILTER ")
+    assert lines[4].startswith(
+        b"X-Spam-Status: Yes, score=0.9731 required=0.5000 tests=MAILFILTER "
+    )
     assert b" version=" in lines[4]
     assert lines[5] == b"X-Spam-Level: " + b"*" * 9
     assert lines[6] == b"X-Mailfilter-Score: 0.9731 model=abc123 verdict=spam"

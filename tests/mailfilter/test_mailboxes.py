@@ -170,7 +170,7 @@ def test_mbox_messages_match_the_stdlib_reading(tmp_path: Path) -> None:
     write_mbox(path, [message(i) for i in range(5)])
     refs = list(iter_messages(detect(path), Skips()))
     stdlib = mailbox.mbox(path)
-    assert [r.read() for r in refs] == [stdlib.get_bytes(k) for k in stdlib]
+    assert [r.read() for r in refs] == [stdlib.get_bytes(k) for k in stdlib.iterkeys()]
     assert all(isinstance(r, MboxMessage) for r in refs)
     assert not (tmp_path / "inbox.lock").exists()
 
