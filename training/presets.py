@@ -62,7 +62,7 @@ DEFAULT = Preset(
     split="stable",
     balance=False,
     base="random",
-    size="4x4x128x256",
+    size="2x4x128x256",
     trainable="all",
     last_blocks=4,
     finetune=FinetuneConfig(epochs=2, batch_size=32, lr=5e-4, weight_decay=0.1, eval_every=50,
@@ -70,7 +70,7 @@ DEFAULT = Preset(
     max_length=256,
     max_fpr=0.001,
     vocab_size=16384,
-    pretrain=PretrainConfig(batch_size=16, lr=1e-3, max_steps=1500, max_minutes=45.0,
+    pretrain=PretrainConfig(batch_size=16, lr=1e-3, max_steps=1500, max_minutes=25.0,
                             warmup_steps=100, eval_every=100, save_every=100),
     store_dtype="float16",
 )
