@@ -24,14 +24,15 @@ from models.hf_import import classifier_from_gpt2
 from models.tokenizer import encode_batch
 from training.base_model import RandomSize, build_base_classifier, random_config
 from training.corpora.dedupe import dedupe
-from training.corpora.example import LABELS, Example
+from training.corpora.example import HAM, LABELS, Example
 from training.corpora.formats import read_corpus
+from training.corpora.mailbox_folders import is_maildir, is_mbox, read_mail_folder
 from training.corpora.split import balance_by_undersampling, book_split, split_examples
 from training.data import TokenizedSet
 from training.finetune import FinetuneConfig, History, finetune, predict
 from training.metrics import choose_threshold, compute_metrics
 from training.presets import Preset
-from training.pretrain import pretrain
+from training.pretrain import PretrainConfig, PretrainHistory, pretrain
 from training.vocab import build_token_map
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,21 @@ def load_examples(paths: list[Path]) -> list[Example]:
         examples.extend(read_corpus(p))
     if not examples:
         raise TrainingError("no examples found in " + ", ".join(map(str, paths)))
+    return examples
+
+
+def load_unlabeled(paths: list[Path]) -> list[Example]:
+    """Text of labeled corpora and of unlabeled Maildirs/mboxes (labels are not used)."""
+    examples: list[Example] = []
+    for p in paths:
+        if not p.exists():
+            raise TrainingError(f"data path not found: {p}")
+        if is_maildir(p) or (p.is_file() and is_mbox(p)):
+            examples.extend(read_mail_folder(p, HAM, subfolders=p.is_dir()))
+        else:
+            examples.extend(read_corpus(p))
+    if not examples:
+        raise TrainingError("no messages found in " + ", ".join(map(str, paths)))
     return examples
 
 
@@ -95,8 +111,7 @@ def run_training(
     progress: bool = True,
 ) -> TrainResult:
     """Run a preset end to end and write checkpoint, metrics JSON and curves into `out_dir`."""
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                       ("cpu" if device == "auto" else device))
+    dev = _device(device)
     started = time.perf_counter()
     splits, summary = make_splits(load_examples(data), preset)
     if not splits["train"] or not splits["val"]:
@@ -174,6 +189,28 @@ def _initial_model(
               "val_loss": history.val_loss[-1] if history.val_loss else None,
               "seconds": round(history.seconds, 1)}
     return classifier_from_gpt2(lm), report
+
+
+def pretrain_on_paths(
+    data: list[Path], out: Path, size: str, vocab_size: int, cfg: PretrainConfig, device: str
+) -> PretrainHistory:
+    """`mailfilter pretrain`: LM pretraining on the text of corpora or plain mail folders."""
+    examples, _ = dedupe(load_unlabeled(data))
+    splits = split_examples(examples)
+    train_ids = encode_batch([e.text for e in splits["train"]])
+    val_ids = encode_batch([e.text for e in splits["val"]]) or train_ids[:1]
+    token_map = build_token_map(train_ids, vocab_size, min_count=3)
+    config = random_config(RandomSize.parse(size), token_map)
+    cut = [ids[:PRETRAIN_TOKENS_PER_MESSAGE] for ids in train_ids]
+    val_cut = [ids[:PRETRAIN_TOKENS_PER_MESSAGE] for ids in val_ids]
+    _, history = pretrain(config, cut, val_cut, cfg, out, token_map, _device(device))
+    return history
+
+
+def _device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
 
 
 def _headline(m: dict[str, Any]) -> dict[str, Any]:

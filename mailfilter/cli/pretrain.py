@@ -1,0 +1,37 @@
+"""`mailfilter pretrain`: a small GPT-2 language model trained on your own mail's text."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mailfilter.cli.app import app
+
+
+@app.command()
+def pretrain(
+    data: Annotated[list[Path], typer.Argument(help="Corpora or mail folders to read text from.")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="LM checkpoint; resumed if it exists.")
+    ] = Path("runs/pretrain/lm.safetensors"),
+    size: Annotated[str, typer.Option(help="LAYERSxHEADSxEMBDxCONTEXT.")] = "2x4x128x256",
+    vocab_size: Annotated[
+        int, typer.Option(min=3, help="Compact vocabulary built from the text.")
+    ] = 16384,
+    steps: Annotated[int, typer.Option(min=1, help="Total optimiser steps.")] = 1500,
+    minutes: Annotated[float | None, typer.Option(help="Stop after this much time.")] = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 16,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+) -> None:
+    """Pretrain a language model (the book's chapter 5) on unlabeled mail text, resumably."""
+    from training.job import pretrain_on_paths
+    from training.pretrain import PretrainConfig
+
+    cfg = PretrainConfig(batch_size=batch_size, max_steps=steps, max_minutes=minutes)
+    history = pretrain_on_paths(data, output, size, vocab_size, cfg, device)
+    last = history.val_loss[-1] if history.val_loss else float("nan")
+    typer.echo(f"checkpoint: {output}  steps: {history.steps[-1] if history.steps else 0}  "
+               f"validation loss: {last:.4f}")
+    typer.echo(f"use it with: mailfilter train --base {output}")
