@@ -1,0 +1,1 @@
+"""The mailfilter runtime: settings, message text, mailboxes, engine, actions, daemon, CLI."""
