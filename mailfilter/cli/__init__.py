@@ -1,6 +1,11 @@
 """The `mailfilter` command line; each command lives in its own module and registers on `app`."""
 
-from mailfilter.cli import train  # noqa: F401
+from mailfilter.cli import (
+    corpus,  # noqa: F401
+    pretrain,  # noqa: F401
+    scan,  # noqa: F401
+    train,  # noqa: F401
+)
 from mailfilter.cli.app import app, main
 
 __all__ = ["app", "main"]
