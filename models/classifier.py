@@ -30,13 +30,12 @@ class GPTClassifier(nn.Module):
 
     def forward(self, idx: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Class logits, (B, num_classes), for right-padded ids (B, T) and real lengths (B,)."""
-        h = self.transformer(idx)  # (B, T, C)
+        B, T = idx.size()
         if self.pooling == "last_position" or lengths is None:
-            pooled = h[:, -1, :]  # (B, C)
+            pos = torch.full((B,), T - 1, dtype=torch.long, device=idx.device)
         else:
-            rows = torch.arange(h.size(0), device=h.device)
-            pooled = h[rows, lengths.to(h.device) - 1]  # (B, C)
-        return self.head(pooled)
+            pos = lengths.to(idx.device) - 1
+        return self.head(self.transformer.forward_at(idx, pos))  # (B, num_classes)
 
     def set_trainable(self, mode: Trainable, last_blocks: int = 1) -> None:
         """Unfreeze everything, the head only, or the last N blocks + final norm + head."""

@@ -78,6 +78,28 @@ class CausalSelfAttention(nn.Module):
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)
         return self.resid_dropout(self.c_proj(y))
 
+    def forward_at(self, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        """Attention output only at position `pos[b]` of each row: (B, C).
+
+        Keys and values are computed for every position, the query for one; the result equals
+        `forward(x)[b, pos[b]]` at a fraction of the cost.
+        """
+        B, T, C = x.size()
+        hs = C // self.n_head
+        w_q, w_kv = self.c_attn.weight.split([C, 2 * C], dim=0)
+        b_q, b_kv = (None, None) if self.c_attn.bias is None else self.c_attn.bias.split([C, 2 * C])
+        rows = torch.arange(B, device=x.device)
+        q = F.linear(x[rows, pos], w_q, b_q).view(B, self.n_head, 1, hs)  # (B, nh, 1, hs)
+        k, v = F.linear(x, w_kv, b_kv).split(C, dim=2)
+        k = k.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
+        v = v.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
+        visible = torch.arange(T, device=x.device)[None, :] <= pos[:, None]  # (B, T)
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=visible[:, None, None, :],
+            dropout_p=self.dropout if self.training else 0.0,
+        )  # (B, nh, 1, hs)
+        return self.resid_dropout(self.c_proj(y.reshape(B, C)))
+
 
 class MLP(nn.Module):
     def __init__(self, config: GPTConfig):
@@ -103,6 +125,12 @@ class Block(nn.Module):
         x = x + self.attn(self.ln_1(x))
         return x + self.mlp(self.ln_2(x))
 
+    def forward_at(self, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        """The block's output at position `pos[b]` of each row only: (B, C)."""
+        rows = torch.arange(x.size(0), device=x.device)
+        h = x[rows, pos] + self.attn.forward_at(self.ln_1(x), pos)  # (B, C)
+        return h + self.mlp(self.ln_2(h))
+
 
 class GPTTrunk(nn.Module):
     """Embeddings, the transformer blocks and the final norm: GPT-2 minus its output head."""
@@ -117,7 +145,8 @@ class GPTTrunk(nn.Module):
         self.ln_f = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon, bias=config.bias)
         self.token_map: torch.Tensor | None
         if config.input_vocab_size:
-            self.register_buffer("token_map", torch.zeros(config.input_vocab_size, dtype=torch.long))
+            identity = torch.zeros(config.input_vocab_size, dtype=torch.long)
+            self.register_buffer("token_map", identity)
         else:
             self.token_map = None
         self.apply(init_weights)
@@ -126,18 +155,33 @@ class GPTTrunk(nn.Module):
             if name.endswith("c_proj.weight"):
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
 
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        """Final-norm hidden states, (B, T, n_embd), for token ids (B, T)."""
+    def _embed(self, idx: torch.Tensor) -> torch.Tensor:
         B, T = idx.size()
         if T > self.config.block_size:
             raise ValueError(f"sequence of {T} tokens exceeds block size {self.config.block_size}")
         if self.token_map is not None:
             idx = self.token_map[idx]  # tokenizer ids -> model vocabulary
         pos = torch.arange(0, T, dtype=torch.long, device=idx.device)  # (T,)
-        x = self.drop(self.wte(idx) + self.wpe(pos))  # (B, T, C)
+        return self.drop(self.wte(idx) + self.wpe(pos))  # (B, T, C)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        """Final-norm hidden states, (B, T, n_embd), for token ids (B, T)."""
+        x = self._embed(idx)
         for block in self.h:
             x = block(x)
         return self.ln_f(x)  # (B, T, C)
+
+    def forward_at(self, idx: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        """Final-norm hidden state at position `pos[b]` of each row, (B, n_embd).
+
+        Equal to `forward(idx)[b, pos[b]]`; the last block only computes what that position needs,
+        which is what a classifier reading one token per sequence wants.
+        """
+        x = self._embed(idx)
+        *body, last = self.h
+        for block in body:
+            x = block(x)
+        return self.ln_f(last.forward_at(x, pos))  # (B, C)
 
 
 def init_weights(module: nn.Module) -> None:

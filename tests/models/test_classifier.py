@@ -95,3 +95,13 @@ def test_lm_head_is_tied_to_token_embedding() -> None:
 def test_sequence_longer_than_block_size_is_rejected() -> None:
     with pytest.raises(ValueError, match="exceeds block size"):
         _model()(torch.zeros(1, 65, dtype=torch.long), torch.tensor([65]))
+
+
+def test_pooled_forward_equals_full_forward_at_each_last_real_token() -> None:
+    model = _model()
+    torch.manual_seed(3)
+    ids = torch.randint(0, 50000, (5, 40))
+    lengths = torch.tensor([40, 1, 17, 39, 2])
+    full = model.transformer(ids)  # (B, T, C)
+    expected = model.head(full[torch.arange(5), lengths - 1])
+    assert torch.allclose(model(ids, lengths), expected, atol=1e-5)
