@@ -181,6 +181,7 @@ class GPTTrunk(nn.Module):
         *body, last = self.h
         for block in body:
             x = block(x)
+        assert isinstance(last, Block)
         return self.ln_f(last.forward_at(x, pos))  # (B, C)
 
 

@@ -82,11 +82,11 @@ def load_unlabeled(paths: list[Path]) -> list[Example]:
 
 def make_splits(examples: list[Example], preset: Preset) -> tuple[dict[str, list[Example]], dict]:
     """Dedupe, balance if the preset says so, and split; returns the splits and a summary."""
-    unique, report = dedupe(examples)
+    unique, report = dedupe(examples) if preset.dedupe else (examples, None)
     if preset.balance:
         unique = balance_by_undersampling(unique)
     splits = book_split(unique) if preset.split == "book" else split_examples(unique)
-    summary: dict[str, Any] = {"read": len(examples), "dedupe": asdict(report)}
+    summary: dict[str, Any] = {"read": len(examples), "dedupe": asdict(report) if report else None}
     for name, items in splits.items():
         counts = Counter(e.label for e in items)
         summary[name] = {LABELS[k]: counts.get(k, 0) for k in range(len(LABELS))}

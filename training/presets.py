@@ -29,6 +29,7 @@ class Preset:
     vocab_size: int | None = None  # a compact vocabulary built from the training split
     pretrain: PretrainConfig | None = None  # pretrain a language model first (random base only)
     store_dtype: str = "float32"  # tensors on disk: float32, float16 or bfloat16
+    dedupe: bool = True  # drop repeated texts before splitting (the book keeps them)
 
 
 BOOK = Preset(
@@ -38,6 +39,7 @@ BOOK = Preset(
     corpora=("sms-spam-collection/SMSSpamCollection",),
     split="book",
     balance=True,
+    dedupe=False,
     base="gpt2",
     size="gpt2",
     trainable="last_blocks",

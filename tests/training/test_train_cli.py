@@ -40,7 +40,7 @@ def test_train_writes_checkpoint_metrics_and_curves(tmp_path: Path) -> None:
         m = report["metrics"][split]
         assert {"accuracy", "precision", "recall", "f1", "false_positive_rate", "roc_auc",
                 "confusion_matrix"} <= set(m)
-    # balanced by undersampling: 60 spam + 60 ham, then 70/10/20
+    # the book keeps duplicates, balances by undersampling (60 spam + 60 ham), splits 70/10/20
     splits = report["training"]["splits"]
     assert splits["train"]["ham"] + splits["train"]["spam"] == 84
     assert splits["test"]["ham"] + splits["test"]["spam"] == 24
