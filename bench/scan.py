@@ -1,0 +1,113 @@
+"""Benchmark: end-to-end `mailfilter scan --action none` against the engine's bare forward pass.
+
+Copies the SpamAssassin public corpus (from ../shared/data) into a temporary Maildir, then in one
+run measures
+  1. the engine alone: p(spam) for the corpus's already-tokenised texts (`Engine.score_ids`:
+     length-bucketed padded batches through the model, nothing else);
+  2. `mailfilter scan --action none --json` on the Maildir in a child process: reading files,
+     parsing (`message.to_text`), tokenising, the model, the state DB; its peak RSS.
+The overhead is the share of the scan's time not spent in the model: 1 - forward / scan.
+
+    python bench/scan.py [--checkpoint PATH] [--limit N] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mailfilter.engine import Engine
+from mailfilter.message import to_text
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "spamassassin"
+
+
+def build_maildir(root: Path, limit: int | None) -> list[Path]:
+    """Copy the corpus files into root/{cur,new,tmp}/ (new/), returning the copies."""
+    for sub in ("cur", "new", "tmp"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    files = sorted(p for d in sorted(CORPUS.iterdir()) if d.is_dir()
+                   for p in d.iterdir() if p.name != "cmds" and p.is_file())
+    if limit:
+        files = files[:limit]
+    copies = []
+    for i, src in enumerate(files):
+        dst = root / "new" / f"{1700000000 + i}.M{i}P1.bench"
+        shutil.copyfile(src, dst)
+        copies.append(dst)
+    return copies
+
+
+def main() -> int:
+    """Run the benchmark and print a JSON report."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--checkpoint", type=Path, default=None, help="default: the bundled model")
+    ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--batch-size", type=int, default=32)
+    args = ap.parse_args()
+    if not CORPUS.is_dir():
+        print(f"skip: {CORPUS} not found (needs ../shared/data)", file=sys.stderr)
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        maildir = Path(tmp) / "Maildir"
+        files = build_maildir(maildir, args.limit)
+        engine = Engine.load(args.checkpoint, device="cpu", threads=args.threads,
+                             batch_size=args.batch_size)
+        ids = engine.tokenize([to_text(p.read_bytes()) for p in files])
+        engine.score_ids(ids[: args.batch_size])  # warm-up
+        start = time.perf_counter()
+        engine.score_ids(ids)
+        forward = time.perf_counter() - start
+
+        env = {**os.environ, "XDG_STATE_HOME": str(Path(tmp) / "state")}
+        cmd = [sys.executable, "-c", "from mailfilter.cli import main; main()", "scan",
+               str(maildir), "--action", "none", "--json", "--device", "cpu",
+               "--batch-size", str(args.batch_size)]
+        if args.checkpoint:
+            cmd += ["--checkpoint", str(args.checkpoint)]
+        if args.threads:
+            env["MAILFILTER_THREADS"] = str(args.threads)
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+        wall = time.perf_counter() - start
+        if proc.returncode not in (0, 3):
+            print(proc.stderr, file=sys.stderr)
+            return 1
+        report = json.loads(proc.stdout)
+        peak_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    scan_seconds = report["seconds"]
+    print(json.dumps({
+        "messages": len(files), "model": engine.model_id, "threads": engine_threads(),
+        "max_length": engine.max_length,
+        "forward_seconds": round(forward, 2),
+        "forward_messages_per_second": round(len(files) / forward, 1),
+        "scan_seconds": round(scan_seconds, 2),
+        "scan_messages_per_second": round(report["scanned"] / scan_seconds, 1),
+        "scan_wall_seconds_with_startup": round(wall, 2),
+        "overhead_share": round(1 - forward / scan_seconds, 3),
+        "scan_peak_rss_mb": round(peak_rss_mb, 1),
+        "scanned": report["scanned"], "spam": report["spam"], "ham": report["ham"],
+    }, indent=2))
+    return 0
+
+
+def engine_threads() -> int:
+    """Threads torch uses in this process."""
+    import torch
+
+    return torch.get_num_threads()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
