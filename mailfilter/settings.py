@@ -6,8 +6,16 @@ Built once in the CLI callback and passed down; nothing reads the environment at
 from __future__ import annotations
 
 import os
+import re
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 from pydantic import Field, ValidationError
 from pydantic_settings import (
@@ -65,7 +73,17 @@ class Settings(BaseSettings):
     state_path: Path | None = Field(None, description="SQLite state DB path")
     mailboxes: list[Path] = Field(default_factory=list, description="mailboxes the daemon watches")
     batch_window: float = Field(1.0, ge=0.0, le=60.0, description="seconds to gather arrivals")
-    socket_path: Path | None = Field(None, description="daemon socket path")
+    socket_path: Path | None = Field(
+        None, description="daemon socket (default $XDG_RUNTIME_DIR/mailfilter/mailfilter.sock)"
+    )
+    strict: bool = Field(
+        False, description="filter/client: exit 75 (EX_TEMPFAIL) on errors, not fail open"
+    )
+    watch: bool = Field(True, description="daemon: watch the mailboxes (off: socket only)")
+    startup_scan: bool = Field(True, description="daemon: scan the mailboxes when it starts")
+    client_timeout: float = Field(
+        30.0, gt=0.0, le=600.0, description="seconds the client waits for the daemon's answer"
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
 
     @classmethod
@@ -91,14 +109,75 @@ class Settings(BaseSettings):
         return xdg_dir("XDG_STATE_HOME", ".local/state") / "mailfilter" / "state.sqlite3"
 
 
+def resolve_config_path(config_path: Path | None) -> Path | None:
+    """The config file in use: the one given (which must exist), else the XDG default if present."""
+    if config_path is None:
+        candidate = default_config_path()
+        return candidate if candidate.is_file() else None
+    if not config_path.is_file():
+        raise SettingsError(f"config file not found: {config_path}")
+    return config_path
+
+
+def _env_vars() -> dict[str, str]:
+    """Field name -> the MAILFILTER_* variable that sets it (matched case-insensitively)."""
+    prefix = "MAILFILTER_"
+    fields = set(Settings.model_fields)
+    out: dict[str, str] = {}
+    for var in os.environ:
+        if var.upper().startswith(prefix) and var[len(prefix) :].lower() in fields:
+            out[var[len(prefix) :].lower()] = var
+    return out
+
+
+def _file_keys(path: Path | None) -> set[str]:
+    if path is None:
+        return set()
+    try:
+        with open(path, "rb") as f:
+            return set(tomllib.load(f))
+    except (OSError, ValueError):
+        return set()
+
+
+def _source_of(key: str, path: Path | None, flags: dict[str, Any]) -> str:
+    """Where a setting's value comes from: flag, env var, config file or default."""
+    if key in flags:
+        return f"flag --{key.replace('_', '-')}"
+    env = _env_vars()
+    if key in env:
+        return f"env {env[key]}"
+    if key in _file_keys(path):
+        return f"file {path}"
+    return "default"
+
+
+@dataclass(frozen=True)
+class SettingSource:
+    """One effective setting and where its value came from."""
+
+    key: str
+    value: Any
+    source: str  # "default", "file <path>", "env MAILFILTER_X" or "flag --x"
+
+
+def explain_settings(
+    config_path: Path | None = None, **overrides: Any
+) -> tuple[Settings, Path | None, list[SettingSource]]:
+    """The effective settings, the config file used, and each value's source."""
+    path = resolve_config_path(config_path)
+    flags = {k: v for k, v in overrides.items() if v is not None}
+    settings = load_settings(config_path, **overrides)
+    rows = [
+        SettingSource(key, getattr(settings, key), _source_of(key, path, flags))
+        for key in Settings.model_fields
+    ]
+    return settings, path, rows
+
+
 def load_settings(config_path: Path | None = None, **overrides: Any) -> Settings:
     """Build settings from the TOML file (explicit, or the XDG default if present), env, flags."""
-    path = config_path
-    if path is None:
-        candidate = default_config_path()
-        path = candidate if candidate.is_file() else None
-    elif not path.is_file():
-        raise SettingsError(f"config file not found: {path}")
+    path = resolve_config_path(config_path)
     flags = {k: v for k, v in overrides.items() if v is not None}
     cls: type[Settings] = Settings
     if path is not None:
@@ -109,7 +188,24 @@ def load_settings(config_path: Path | None = None, **overrides: Any) -> Settings
     except ValidationError as e:
         err = e.errors()[0]
         key = ".".join(str(p) for p in err["loc"]) or "?"
-        where = f" in {path}" if path else ""
-        raise SettingsError(f"invalid setting {key}{where}: {err['msg']}") from e
-    except (OSError, ValueError) as e:  # unparsable TOML
-        raise SettingsError(f"cannot read config file {path}: {e}") from e
+        top = str(err["loc"][0]) if err["loc"] else ""
+        where = f" (from {_source_of(top, path, flags)})" if top in Settings.model_fields else ""
+        raise SettingsError(f"invalid setting {key}{where}: {_one_line(err['msg'])}") from e
+    except tomllib.TOMLDecodeError as e:
+        raise SettingsError(f"cannot read config file {path}: {_one_line(str(e))}") from e
+    except OSError as e:
+        raise SettingsError(f"cannot read config file {path}: {e.strerror or e}") from e
+    except ValueError as e:  # pydantic-settings: an env value that is not valid JSON, ...
+        named = re.search(r'field "(\w+)"', str(e))
+        if named and named.group(1) in Settings.model_fields:
+            key = named.group(1)
+            source = _source_of(key, path, flags)
+            raise SettingsError(
+                f"invalid setting {key} (from {source}): not a valid value (lists are JSON there,"
+                ' e.g. ["~/Maildir"])'
+            ) from e
+        raise SettingsError(f"invalid setting: {_one_line(str(e))}") from e
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())

@@ -1,0 +1,210 @@
+"""`mailfilter-client`: the thin procmail filter that asks the running daemon, like spamc.
+
+    :0fw
+    | mailfilter-client
+
+It reads the message from stdin, sends it to the daemon's socket (see `mailfilter.server` for
+the protocol) and writes the tagged message to stdout. A piped message costs a socket round
+trip, not a model load: this module imports neither torch, typer nor pydantic. When no daemon
+answers (no socket, connection refused) it scores the message itself, importing the engine
+only then (`--no-fallback` turns that off). It fails open exactly like `mailfilter filter`
+(see `mailfilter.filter`): same `--strict`, `--exit-code` and `--no-passthrough`.
+
+Its few settings come from flags, then `MAILFILTER_SOCKET_PATH`, `MAILFILTER_STRICT`,
+`MAILFILTER_CLIENT_TIMEOUT`, then the config file's `socket_path`, `strict`, `client_timeout`
+(read with tomllib, not the full settings); the in-process fallback loads the full settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import socket
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from mailfilter.filter import FilterMode, FilterResult, filter_in_process, run_filter
+from mailfilter.server import Answer, ProtocolError, encode_request, read_answer, socket_candidates
+
+log = logging.getLogger("mailfilter.client")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class NoDaemonError(Exception):
+    """No daemon is listening on any of the socket paths."""
+
+
+class DaemonError(Exception):
+    """The daemon was reached but its answer was incomplete or malformed."""
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """What the client reads itself: where the socket is, strictness, how long to wait."""
+
+    socket_path: Path | None = None
+    strict: bool = False
+    timeout: float = 30.0
+
+
+def _config_file(explicit: Path | None) -> Path | None:
+    if explicit is not None:
+        return explicit
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    candidate = Path(base) / "mailfilter" / "config.toml"
+    return candidate if candidate.is_file() else None
+
+
+def _bool(value: object, key: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE | _FALSE:
+        return text in _TRUE
+    raise ValueError(f"{key}: not a boolean: {value!r}")
+
+
+def load_client_config(
+    config_path: Path | None, socket_flag: Path | None, timeout_flag: float | None
+) -> ClientConfig:
+    """flags > MAILFILTER_* env > config file > defaults, for the client's own three keys."""
+    values: dict[str, Any] = {}
+    path = _config_file(config_path)
+    if path is not None:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+        for key in ("socket_path", "strict", "client_timeout"):
+            if key in data:
+                values[key] = data[key]
+    for key in ("socket_path", "strict", "client_timeout"):
+        env = os.environ.get(f"MAILFILTER_{key.upper()}")
+        if env is not None:
+            values[key] = env
+    if socket_flag is not None:
+        values["socket_path"] = socket_flag
+    if timeout_flag is not None:
+        values["client_timeout"] = timeout_flag
+    sock = values.get("socket_path")
+    timeout = float(values.get("client_timeout", 30.0))
+    if not timeout > 0:
+        raise ValueError(f"client_timeout must be positive: {timeout}")
+    return ClientConfig(
+        socket_path=Path(str(sock)).expanduser() if sock else None,
+        strict=_bool(values.get("strict", False), "strict"),
+        timeout=timeout,
+    )
+
+
+def ask_daemon(
+    raw: bytes, paths: Sequence[Path], timeout: float, want_message: bool = True
+) -> Answer:
+    """Send one message to the first daemon that accepts; NoDaemonError when none does."""
+    for path in paths:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(timeout)
+            try:
+                sock.connect(str(path))
+            except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError):
+                continue
+            except PermissionError:
+                log.warning("%s: not allowed to connect (another user's daemon?)", path)
+                continue
+            try:
+                sock.sendall(encode_request(raw, want_message))
+                with sock.makefile("rb") as f:
+                    return read_answer(f)
+            except (OSError, ProtocolError) as e:
+                raise DaemonError(f"daemon at {path}: {e}") from e
+        finally:
+            sock.close()
+    raise NoDaemonError("no mailfilter daemon is listening (" + ", ".join(map(str, paths)) + ")")
+
+
+def check(
+    raw: bytes,
+    config: ClientConfig,
+    config_path: Path | None,
+    want_message: bool,
+    fallback: bool,
+) -> FilterResult:
+    """The daemon's verdict on `raw`, or the in-process one when no daemon is running."""
+    try:
+        paths = socket_candidates(config.socket_path)
+        answer = ask_daemon(raw, paths, config.timeout, want_message)
+    except NoDaemonError:
+        if not fallback:
+            raise
+        log.info("no daemon running; scoring in this process")
+        return filter_in_process(raw, config_path)
+    if answer.status == "OK":
+        output = answer.message if answer.message is not None else raw
+        return FilterResult(output, answer.label, answer.score)
+    if answer.status == "SKIP":
+        return FilterResult(raw, note=f"daemon: {answer.reason}")
+    return FilterResult(raw, error=f"daemon: {answer.reason}")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The command line (a bad one exits 2 before stdin is read; procmail keeps its copy)."""
+    p = argparse.ArgumentParser(
+        prog="mailfilter-client",
+        description="Filter one message (stdin → stdout) through the mailfilter daemon.",
+        epilog="Exit status: 0, or with --exit-code 0 spam, 1 ham, 2 unsure or not scored, "
+        "3 error. On an error the message goes out unchanged (exit 0), or with --strict with "
+        "exit 75 (EX_TEMPFAIL).",
+    )
+    p.add_argument("--socket", type=Path, help="daemon socket (default: see the docs)")
+    p.add_argument("-c", "--config", type=Path, help="TOML config file")
+    p.add_argument("--timeout", type=float, help="seconds to wait for the daemon (default 30)")
+    p.add_argument("--strict", action="store_true", default=None, help="exit 75 on errors")
+    p.add_argument("--exit-code", action="store_true", help="bogofilter-style exit status")
+    p.add_argument(
+        "--passthrough",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="write the message to stdout (default); --no-passthrough writes nothing",
+    )
+    p.add_argument(
+        "--fallback",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="score in this process when no daemon runs (default); --no-fallback: fail open",
+    )
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point: filter stdin to stdout and exit with the filter's status."""
+    args = parse_args(argv)
+    level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
+    logging.basicConfig(level=level, format="mailfilter-client: %(levelname)s: %(message)s")
+    mode = FilterMode(bool(args.strict), args.exit_code, args.passthrough)
+    config = ClientConfig()
+    try:
+        config = load_client_config(args.config, args.socket, args.timeout)
+    except (OSError, ValueError) as e:
+        err = " ".join(str(e).split())
+        log.error("cannot read the client settings: %s; using the defaults", err)
+    if config.strict and not mode.strict:
+        mode = FilterMode(True, mode.exit_code, mode.passthrough)
+
+    def compute(raw: bytes) -> FilterResult:
+        return check(raw, config, args.config, mode.passthrough, args.fallback)
+
+    sys.exit(run_filter(sys.stdin.buffer, sys.stdout.buffer, compute, mode))
+
+
+if __name__ == "__main__":
+    main()
