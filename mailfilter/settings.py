@@ -189,7 +189,8 @@ def load_settings(config_path: Path | None = None, **overrides: Any) -> Settings
         err = e.errors()[0]
         key = ".".join(str(p) for p in err["loc"]) or "?"
         top = str(err["loc"][0]) if err["loc"] else ""
-        where = f" (from {_source_of(top, path, flags)})" if top in Settings.model_fields else ""
+        known = top in Settings.model_fields or top in _file_keys(path)
+        where = f" (from {_source_of(top, path, flags)})" if known else ""
         raise SettingsError(f"invalid setting {key}{where}: {_one_line(err['msg'])}") from e
     except tomllib.TOMLDecodeError as e:
         raise SettingsError(f"cannot read config file {path}: {_one_line(str(e))}") from e
