@@ -5,6 +5,7 @@ from mailfilter.cli import (
     corpus,  # noqa: F401
     daemon,  # noqa: F401
     filter,  # noqa: F401
+    learn,  # noqa: F401
     pretrain,  # noqa: F401
     scan,  # noqa: F401
     train,  # noqa: F401
