@@ -27,11 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
 from mailfilter.filter import FilterMode, FilterResult, filter_in_process, run_filter
 from mailfilter.server import Answer, ProtocolError, encode_request, read_answer, socket_candidates
 
@@ -81,6 +76,10 @@ def load_client_config(
     values: dict[str, Any] = {}
     path = _config_file(config_path)
     if path is not None:
+        if sys.version_info >= (3, 11):  # imported here: most runs have no file to parse
+            import tomllib
+        else:  # pragma: no cover
+            import tomli as tomllib
         with open(path, "rb") as f:
             data = tomllib.load(f)
         for key in ("socket_path", "strict", "client_timeout"):
