@@ -24,13 +24,15 @@ from mailfilter.atomic import exchange, fsync_dir, rename_noreplace, unique_name
 from mailfilter.headers import check_subject_prefix, tag_message
 from mailfilter.mailboxes import Mailbox, MaildirMessage, MboxMessage, MessageRef, folder_name
 from mailfilter.mboxedit import MboxChange, apply_changes
-from mailfilter.mboxlock import MboxLockError
+from mailfilter.mboxlock import MboxLockError, pid_alive
 from mailfilter.settings import Settings
 from mailfilter.verdict import Verdict
 
 log = logging.getLogger(__name__)
 Change = Literal["keep", "tag", "move"]
 _SIZE_FIELD = re.compile(r",([SW])=\d+")
+TMP_SUFFIX = ".mailfilter"
+_TMP_PID = re.compile(r"^\d+\.M\d+P(\d+)Q\d+\.(.+)\.mailfilter$")
 
 
 @dataclass
@@ -123,6 +125,7 @@ class Applier:
         self.lock_timeout = lock_timeout
         self.prefix = check_subject_prefix(settings.subject_prefix)
         self._mbox: dict[Path, list[Plan]] = {}
+        self._cleaned: set[Path] = set()
 
     def apply(self, plan: Plan) -> Outcome | None:
         """Apply (or describe) one plan; None when it waits for `finish()`."""
@@ -159,7 +162,8 @@ class Applier:
             st = os.stat(src)
             tmpdir = ref.folder_path / "tmp"
             tmpdir.mkdir(mode=0o700, exist_ok=True)
-            tmp = tmpdir / f"{unique_name()}.mailfilter"
+            self.clean_tmp(tmpdir)
+            tmp = tmpdir / f"{unique_name()}{TMP_SUFFIX}"
             write_new_file(tmp, tagged, like=st)
             try:
                 exchange(tmp, src)  # tmp now holds the old bytes, src the tagged ones
@@ -178,6 +182,18 @@ class Applier:
                 log.warning("%s: tagged, but cannot fix the size in its name: %s", src, e)
                 name = ref.name
         return Outcome(plan, result, where=f"{ref.folder}/{ref.subdir}/{name}")
+
+    def clean_tmp(self, tmpdir: Path) -> None:
+        """Remove what a killed mailfilter left in tmp/ (never delivered mail: tmp/ is not read)."""
+        if tmpdir in self._cleaned:
+            return
+        self._cleaned.add(tmpdir)
+        host = unique_name().split(".", 2)[2]
+        for leftover in tmpdir.glob(f"*{TMP_SUFFIX}"):
+            match = _TMP_PID.match(leftover.name)
+            if match and match.group(2) == host and not pid_alive(int(match.group(1))):
+                log.info("removing %s, left by an interrupted run", leftover)
+                leftover.unlink(missing_ok=True)
 
     def _move_maildir(self, plan: Plan, ref: MaildirMessage) -> Outcome:
         dest = spam_folder_path(self.settings, ref.mailbox)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import glob
 import logging
 import os
 import socket
@@ -43,12 +44,37 @@ def _is_dead_lock_of_ours(content: bytes) -> bool:
         return False
     if parts[1].decode(errors="replace") != f"mailfilter@{socket.gethostname()}":
         return False
+    return not pid_alive(int(parts[0]))
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (on this host)."""
     try:
-        os.kill(int(parts[0]), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
-        return True
-    except PermissionError:
         return False
+    except PermissionError:
+        return True
+    return True
+
+
+def break_stale_lock(path: Path, max_age: float | None = None) -> bool:
+    """Remove `<path>.lock` if a dead mailfilter left it, or (given max_age) it is that old."""
+    lock_path = path.with_name(path.name + ".lock")
+    try:
+        st = os.stat(lock_path)
+        with open(lock_path, "rb") as f:
+            content = f.read(200)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    old = max_age is not None and time.time() - st.st_mtime > max_age
+    if not (old or _is_dead_lock_of_ours(content)):
+        return False
+    with contextlib.suppress(FileNotFoundError):
+        if os.path.samestat(st, os.stat(lock_path)):  # not a fresh one taken meanwhile
+            log.warning("removing stale lock %s", lock_path)
+            os.unlink(lock_path)
+            return True
     return False
 
 
@@ -95,10 +121,23 @@ class MboxLock:
             self._touched = now
 
     def _take_dotlock(self, deadline: float) -> None:
+        # The lock appears with its content in one step (link of a finished file, which is
+        # also how NFS wants it), so a kill can never leave an empty lock nobody recognises.
+        pending = self.path.with_name(f".{self.path.name}.lock.{os.getpid()}.mailfilter")
+        self._remove_dead_pending()
         delay = 0.05
         while True:
             try:
-                fd = os.open(self.lock_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                pending.unlink(missing_ok=True)
+                fd = os.open(pending, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                try:
+                    os.write(fd, _our_signature())
+                finally:
+                    os.close(fd)
+                try:
+                    os.link(pending, self.lock_path)
+                finally:
+                    pending.unlink()
             except FileExistsError:
                 self._break_if_stale()
             except PermissionError:
@@ -106,10 +145,6 @@ class MboxLock:
                 log.warning("cannot create %s; relying on the fcntl lock only", self.lock_path)
                 return
             else:
-                try:
-                    os.write(fd, _our_signature())
-                finally:
-                    os.close(fd)
                 self._dotlocked = True
                 self._touched = time.monotonic()
                 return
@@ -118,18 +153,15 @@ class MboxLock:
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
 
+    def _remove_dead_pending(self) -> None:
+        """Remove half-made locks of killed mailfilter processes (`.<mbox>.lock.<pid>...`)."""
+        for leftover in self.path.parent.glob(f".{glob.escape(self.path.name)}.lock.*.mailfilter"):
+            pid = leftover.name.rsplit(".", 2)[-2]
+            if pid.isdigit() and not pid_alive(int(pid)):
+                leftover.unlink(missing_ok=True)
+
     def _break_if_stale(self) -> None:
-        try:
-            st = os.stat(self.lock_path)
-            with open(self.lock_path, "rb") as f:
-                content = f.read(200)
-        except FileNotFoundError:
-            return
-        if _is_dead_lock_of_ours(content) or time.time() - st.st_mtime > STALE_AFTER:
-            with contextlib.suppress(FileNotFoundError):
-                if os.path.samestat(st, os.stat(self.lock_path)):  # not a fresh one since
-                    log.warning("removing stale lock %s", self.lock_path)
-                    os.unlink(self.lock_path)
+        break_stale_lock(self.path, max_age=STALE_AFTER)
 
     def _drop_dotlock(self) -> None:
         if self._dotlocked:

@@ -16,11 +16,17 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from mailfilter.actions import Applier, Outcome, plan
+from mailfilter.actions import Applier, Outcome, plan, spam_mbox_path
 from mailfilter.headers import looks_like_message
-from mailfilter.mailboxes import Mailbox, MaildirMessage, MessageRef, iter_messages
+from mailfilter.mailboxes import (
+    Mailbox,
+    MaildirMessage,
+    MessageRef,
+    iter_messages,
+    select_folders,
+)
 from mailfilter.mboxedit import recover
-from mailfilter.mboxlock import MboxLockError
+from mailfilter.mboxlock import MboxLockError, break_stale_lock
 from mailfilter.message import to_text
 from mailfilter.settings import Settings
 from mailfilter.state import Record, State, content_hash
@@ -273,7 +279,13 @@ def scan(
     run = _Scan(settings, engine, dry_run, known, state, progress, lock_timeout)
     if not dry_run:
         for mailbox in mailboxes:
+            if mailbox.kind == "maildir" and settings.action == "tag":
+                for folder in select_folders(mailbox, settings.spam_folder, folders):
+                    run.applier.clean_tmp(folder.path / "tmp")
             if mailbox.kind == "mbox":
+                # A killed run may have left its dotlocks: others would wait 17 minutes on them.
+                for path in (mailbox.path, spam_mbox_path(settings, mailbox.path)):
+                    break_stale_lock(path)
                 try:
                     recover(mailbox.path, lock_timeout)
                 except (MboxLockError, OSError) as e:
