@@ -12,6 +12,9 @@ from models.classifier import GPTClassifier
 from models.gpt import GPTConfig
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+# Tiny models gain nothing from threads, and on a busy 2-core machine extra threads only contend.
+torch.set_num_threads(1)
 TINY = GPTConfig(n_layer=2, n_head=2, n_embd=32, block_size=128)
 
 
