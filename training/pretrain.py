@@ -173,7 +173,8 @@ def pretrain(
         opt.step()
         step += 1
         bar.update(1)
-        out_of_time = budget is not None and time.perf_counter() - started > budget
+        elapsed = history.seconds + time.perf_counter() - started  # across resumes too
+        out_of_time = budget is not None and elapsed > budget
         if step % cfg.eval_every == 0 or step == cfg.max_steps or out_of_time:
             val = _eval(model, val_stream, block, cfg, val_gen_seed, device)
             history.steps.append(step)

@@ -73,3 +73,15 @@ def test_pretrain_command_reads_an_unlabeled_maildir(tmp_path: Path) -> None:
                                       "--batch-size", "4", "--device", "cpu"])
     assert result.exit_code == 0, result.output
     assert load_checkpoint(out).meta.kind == "lm"
+
+
+def test_time_budget_counts_time_spent_before_a_resume(tmp_path: Path) -> None:
+    seqs = [encode(TEXT)] * 2
+    tmap = build_token_map(seqs, max_size=64, min_count=1)
+    cfg = PretrainConfig(batch_size=2, warmup_steps=1, max_steps=1000, eval_every=1000,
+                         eval_batches=1, save_every=1000, max_minutes=1e-9)
+    out = tmp_path / "lm.safetensors"
+    _, first = pretrain(_config(tmap), seqs, seqs, cfg, out, tmap, progress=False)
+    assert first.steps == [1]  # the budget ends the run after its first step, which is saved
+    _, second = pretrain(_config(tmap), seqs, seqs, cfg, out, tmap, progress=False)
+    assert second.steps == [1, 2]  # a resumed run is already over budget: one step, then stop
