@@ -219,7 +219,7 @@ def retrain(
             raise typer.Exit(EXIT_OK if why_not is None else EXIT_NOTHING_TO_DO)
         result = _run_retrain(
             state, settings.checkpoint, if_needed, min_labels, replay, no_replay, replay_max,
-            holdout, epochs, max_steps, device,
+            holdout, epochs, max_steps, device, settings.threads,
         )  # fmt: skip
     finally:
         state.close()
@@ -257,11 +257,16 @@ def _run_retrain(
     epochs: int,
     max_steps: int | None,
     device: str,
+    threads: int | None,
 ) -> RetrainResult:
+    import torch
+
     from mailfilter.cli.train import default_data_root
     from training.presets import DEFAULT
     from training.retrain import RetrainConfig, load_replay, retrain
 
+    if threads:
+        torch.set_num_threads(threads)
     cfg = RetrainConfig(
         min_labels=min_labels, holdout=holdout, replay_max=replay_max, epochs=epochs,
         max_steps=max_steps, device=device,

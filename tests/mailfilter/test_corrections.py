@@ -126,9 +126,7 @@ def test_a_copy_out_of_junk_is_not_a_move(tmp_path: Path, state: State) -> None:
     assert record_move(state, root / "cur" / f"{src.name.split(':')[0]}:2,S") is None
 
 
-def test_the_user_changing_their_mind_back_replaces_the_label(
-    tmp_path: Path, state: State
-) -> None:
+def test_the_user_changing_their_mind_back_replaces_the_label(tmp_path: Path, state: State) -> None:
     root = scanned_maildir(tmp_path, state)
     out = move(files(root / ".Junk")[0], root)
     assert record_move(state, out) is not None

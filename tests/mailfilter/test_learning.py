@@ -98,7 +98,9 @@ def test_mbox_single_files_and_directories_of_files(tmp_path: Path, state: State
     (tmp_path / "dir").mkdir()
     (tmp_path / "dir" / "a").write_bytes(message(4))
     (tmp_path / "dir" / "b").write_bytes(b"\x00\x01 not mail")
-    report = learn(state, spam=[tmp_path / "spam.mbox", tmp_path / "one.eml"], ham=[tmp_path / "dir"])
+    report = learn(
+        state, spam=[tmp_path / "spam.mbox", tmp_path / "one.eml"], ham=[tmp_path / "dir"]
+    )
     assert report.added == {"spam": 3, "ham": 1}
     assert report.skipped == {"not a message": 1}
 
