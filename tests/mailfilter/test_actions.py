@@ -104,7 +104,7 @@ def test_maildir_tag_swaps_a_new_file_into_place(maildir: Path) -> None:
     assert list((maildir / "tmp").iterdir()) == []
 
 
-def test_maildir_tag_of_a_vanished_message_does_not_resurrect_it(maildir: Path) -> None:
+def test_maildir_tag_of_a_vanished_mail_does_not_resurrect_it(maildir: Path) -> None:
     ref = refs(maildir)[0]
     assert isinstance(ref, MaildirMessage)
     p = planned(ref, SPAM, settings(action="tag"))
@@ -243,7 +243,7 @@ def test_mbox_move_to_a_configured_spam_mbox_is_created(tmp_path: Path) -> None:
     assert spam.stat().st_mode & 0o777 == 0o600
 
 
-def test_mbox_changes_find_messages_by_content_not_offset(tmp_path: Path) -> None:
+def test_mbox_changes_find_mail_by_content_not_offset(tmp_path: Path) -> None:
     box = tmp_path / "mbox"
     write_mbox(box, [message(i) for i in range(4)])
     s = settings(action="move")

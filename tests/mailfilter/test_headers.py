@@ -188,7 +188,7 @@ def test_property_five_stars_or_more_exactly_for_spam(score: float, threshold: f
     assert (len(stars) >= 5) == (score >= threshold)
 
 
-def test_looks_like_message() -> None:
+def test_looks_like_mail() -> None:
     assert looks_like_message(LF)
     assert looks_like_message(b"From x Mon Jan  1 00:00:00 2024\n" + LF)
     assert not looks_like_message(b"")

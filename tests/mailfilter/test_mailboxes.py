@@ -101,7 +101,7 @@ def test_anything_else_is_a_mailbox_error(tmp_path: Path, what: str) -> None:
         detect(path)
 
 
-def test_maildir_messages_come_from_new_and_cur_with_flags(maildirpp: Path) -> None:
+def test_maildir_mail_comes_from_new_and_cur_with_flags(maildirpp: Path) -> None:
     skips = Skips()
     refs = list(iter_messages(detect(maildirpp), skips, wanted=["INBOX"]))
     assert not skips
@@ -111,7 +111,7 @@ def test_maildir_messages_come_from_new_and_cur_with_flags(maildirpp: Path) -> N
     assert sorted(r.read() for r in refs) == sorted(message(i) for i in range(3))
 
 
-def test_maildir_messages_are_read_lazily_and_dotfiles_ignored(maildirpp: Path) -> None:
+def test_maildir_files_are_read_lazily_and_dotfiles_ignored(maildirpp: Path) -> None:
     (maildirpp / "cur" / ".hidden").write_bytes(b"x")
     refs = list(iter_messages(detect(maildirpp), Skips(), wanted=["INBOX"]))
     assert len(refs) == 3
@@ -165,7 +165,7 @@ def write_mbox(path: Path, raws: list[bytes]) -> None:
     box.close()
 
 
-def test_mbox_messages_match_the_stdlib_reading(tmp_path: Path) -> None:
+def test_mbox_entries_match_the_stdlib_reading(tmp_path: Path) -> None:
     path = tmp_path / "inbox"
     write_mbox(path, [message(i) for i in range(5)])
     refs = list(iter_messages(detect(path), Skips()))

@@ -128,7 +128,7 @@ def run(tmp_path: Path, path: Path, action: str, engine: Any = None, **kw: Any) 
 
 @pytest.mark.parametrize("action", ACTIONS)
 @pytest.mark.parametrize("kind", KINDS)
-def test_every_message_survives_exactly_once(tmp_path: Path, kind: str, action: str) -> None:
+def test_all_mail_survives_exactly_once(tmp_path: Path, kind: str, action: str) -> None:
     path = build(tmp_path, kind)
     before, tree = inventory(tmp_path), snapshot(tmp_path)
     report = run(tmp_path, path, action)
@@ -185,7 +185,7 @@ def test_the_real_engine_tags_with_a_tiny_model(tmp_path: Path, checkpoint: Path
     )
 
 
-def test_unreadable_garbage_and_unscorable_messages_are_skipped(
+def test_unreadable_garbage_and_unscorable_mail_is_skipped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = build(tmp_path, "maildir")
@@ -214,7 +214,7 @@ def test_unreadable_garbage_and_unscorable_messages_are_skipped(
     assert (path / "new" / "1700000000.png.host").read_bytes().startswith(b"\x89PNG")
 
 
-def test_a_message_vanishing_before_it_is_read_is_skipped(
+def test_mail_vanishing_before_it_is_read_is_skipped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = build(tmp_path, "maildir")
@@ -234,7 +234,7 @@ def test_a_message_vanishing_before_it_is_read_is_skipped(
 
 
 @pytest.mark.parametrize("action", ["tag", "move"])
-def test_a_message_vanishing_mid_scan_is_not_resurrected(tmp_path: Path, action: str) -> None:
+def test_mail_vanishing_mid_scan_is_not_resurrected(tmp_path: Path, action: str) -> None:
     path = build(tmp_path, "maildir")
     moved: list[Path] = []
 
@@ -257,7 +257,7 @@ def test_a_message_vanishing_mid_scan_is_not_resurrected(tmp_path: Path, action:
     assert len(inventory(tmp_path)) == len(before)
 
 
-def test_too_large_messages_are_scored_but_not_rewritten(tmp_path: Path) -> None:
+def test_too_large_mail_is_scored_but_not_rewritten(tmp_path: Path) -> None:
     path = build(tmp_path, "maildir", n=3)
     big = message(7, spam=True) + b"x" * 600_000
     mailbox.Maildir(path).add(big)
@@ -399,7 +399,7 @@ def test_default_action_is_report_only_and_dry_run_touches_nothing(
     assert snapshot(tmp_path) == tree
 
 
-def test_exit_code_3_when_messages_could_not_be_read(
+def test_exit_code_3_when_some_mail_could_not_be_read(
     tmp_path: Path, checkpoint: Path, cli_env: Path
 ) -> None:
     path = build(tmp_path, "maildir")
