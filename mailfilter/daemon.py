@@ -83,7 +83,7 @@ class DaemonEngine(Protocol):
 class Job:
     """One queued piece of work: a Maildir file, an mbox, a full scan, or a record to write."""
 
-    kind: str  # "file", "mbox", "scan", "record"
+    kind: str  # "file", "mbox", "scan", "record", "reload"
     path: Path | None = None
     record: Record | None = None
 
@@ -157,7 +157,6 @@ class Daemon:
         self._wake = threading.Event()
         self._reload = False
         self.engine_lock = threading.Lock()  # one model call at a time
-        self.swap_lock = threading.Lock()  # held by the worker per batch, and by a reload
         self.current: tuple[Settings, DaemonEngine] | None = None
         self.mailboxes: list[Mailbox] = []
         self.known: set[str] | None = None
@@ -211,16 +210,19 @@ class Daemon:
             self._wake.clear()
             if self.stop_event.is_set():
                 break
-            if self._reload:
+            if self._reload:  # done by the worker, so the watchdog pings go on meanwhile
                 self._reload = False
-                self.reload()
+                self.enqueue(Job("reload"))
             if self.worker is None or not self.worker.is_alive():
                 raise DaemonError("the batch worker died; see the log")
             if interval:
                 sd_notify("WATCHDOG=1")
 
-    def reload(self) -> None:
-        """Reload settings and model; on any error keep running with the old ones."""
+    def reload(self) -> bool:
+        """Reload settings and model (in the worker); on any error keep the old ones.
+
+        True when the mailboxes should be scanned again (as at start-up).
+        """
         sd_notify("RELOADING=1\nSTATUS=reloading")
         try:
             settings = self._load_settings()
@@ -229,20 +231,19 @@ class Daemon:
         except Exception as e:
             log.error("reload failed, keeping the old settings and model: %s", e)
             sd_notify("READY=1\nSTATUS=reload failed; running with the old settings")
-            return
-        with self.swap_lock, self.engine_lock:
+            return False
+        with self.engine_lock:  # no socket request sees half of the change
             self.current = (settings, engine)
-            self.mailboxes = mailboxes
-            self.known = None  # reloaded by the worker for the new model/action
-            self._stop_observer()
-            self._start_observer()
-        if settings.startup_scan and mailboxes:
-            self.enqueue(Job("scan"))
+        self.mailboxes = mailboxes
+        self.known = None  # for the new model/action
+        self._stop_observer()
+        self._start_observer()
         new_path = (settings.socket_path or default_socket_path()).expanduser()
         if self.server is not None and new_path != self.server.path:
             log.warning("socket_path changed: it takes effect at the next restart")
         log.info("reloaded: model %s", engine.model_id)
         sd_notify(f"READY=1\nSTATUS=reloaded, model {engine.model_id}")
+        return settings.startup_scan and bool(mailboxes)
 
     def _start_observer(self) -> None:
         settings, _ = self._now()
@@ -265,11 +266,21 @@ class Daemon:
 
     def _shutdown(self) -> None:
         self.stop_event.set()
+        if self.worker is not None:
+            self.worker.join()  # after the batch in hand
         self._stop_observer()
         if self.server is not None:
             self.server.stop()  # requests in hand are answered; their records are queued
-        if self.worker is not None:
-            self.worker.join()
+        records = self._drain_records()
+        if records and self.current is not None:
+            try:
+                state = State.open(self.current[0].resolved_state_path())
+                try:
+                    state.record(records)
+                finally:
+                    state.close()
+            except Exception as e:  # only a cache of verdicts: the mail is safe either way
+                log.warning("could not record %d verdicts at exit: %s", len(records), e)
 
     # --- shared by the threads ----------------------------------------------------------------
 
@@ -323,11 +334,9 @@ class Daemon:
                     continue
                 batch = [first, *self._gather(self._now()[0].batch_window)]
                 try:
-                    with self.swap_lock:
-                        self.process(batch)
+                    self.process(batch)
                 except Exception:
                     log.exception("a batch failed; its mail is left as it was")
-            self._write_records(self._drain_records())
         finally:
             self.state.close()
 
@@ -369,12 +378,13 @@ class Daemon:
         return self.known
 
     def process(self, batch: list[Job]) -> None:
-        """Write records, then scan, score files and re-scan mboxes; report to systemd."""
+        """Reload, write records, then scan, score files and re-scan mboxes; tell systemd."""
+        rescan = any(j.kind == "reload" for j in batch) and self.reload()
         self._write_records([j.record for j in batch if j.record is not None])
         settings, engine = self._now()
         locked = _LockedEngine(engine, self.engine_lock, settings.batch_size)
         scored = 0
-        if any(j.kind == "scan" for j in batch):
+        if rescan or any(j.kind == "scan" for j in batch):
             report = scan(self.mailboxes, settings, locked, state=self.state)
             scored += report.scanned
             self.known = None

@@ -143,6 +143,15 @@ def child_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def test_the_command_line_loads_no_model_code_until_a_message_is_scored() -> None:
+    code = (
+        "import mailfilter.cli, mailfilter.filter, sys; "
+        "heavy = [m for m in ('torch', 'training') if m in sys.modules]; assert not heavy, heavy"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=60)
+
+
 def test_the_command_fails_open_when_the_model_cannot_load(tmp_path: Path) -> None:
     bad = tmp_path / "corrupt.safetensors"
     bad.write_bytes(b"not a checkpoint at all")
