@@ -114,13 +114,22 @@ def load_replay(paths: Sequence[Path], max_train: int, max_val: int) -> Replay:
         examples.extend(read_corpus(path))
     unique, _ = dedupe(examples)
     splits = split_examples(unique)
+    return sample_replay(splits["train"], splits["val"], max_train, max_val, paths)
 
-    def sample(items: list[Example], n: int) -> list[Example]:
+
+def sample_replay(
+    train: Sequence[Example],
+    val: Sequence[Example],
+    max_train: int,
+    max_val: int,
+    paths: Sequence[Path] = (),
+) -> Replay:
+    """A stable sample (by a salted hash of each text) of the base data's train and val splits."""
+
+    def sample(items: Sequence[Example], n: int) -> list[Example]:
         return sorted(items, key=lambda e: bucket_of(e, seed_salt="replay"))[:n]
 
-    return Replay(
-        sample(splits["train"], max_train), sample(splits["val"], max_val), [str(p) for p in paths]
-    )
+    return Replay(sample(train, max_train), sample(val, max_val), [str(p) for p in paths])
 
 
 def assign_holdout(labels: Sequence[Label], fraction: float) -> dict[str, str]:
