@@ -142,19 +142,27 @@ def learn(
     changed their mind). Given both as spam and as ham in this call, it is stored as ham.
     """
     report = LearnReport()
-    found: dict[str, Label] = {}
-    for label, paths in (("spam", spam), ("ham", ham)):
-        for item in read_labels(paths, label, spam_folder, report, source):
-            earlier = found.get(item.content_hash)
-            if earlier is not None and earlier.label != item.label:
-                report.conflicts += 1
-            found[item.content_hash] = item  # ham comes last, so ham wins a conflict
-    items = list(found.values())
-    for start in range(0, len(items), BATCH):
-        counts = state.add_labels(items[start : start + BATCH])
+    given: dict[str, str] = {}  # content hash -> the label this call gives it
+    batch: list[Label] = []
+
+    def flush() -> None:
+        counts = state.add_labels(batch)
         report.added.update(counts.added)
         report.relabeled.update(counts.relabeled)
         report.unchanged.update(counts.unchanged)
+        batch.clear()
+
+    for label, paths in (("ham", ham), ("spam", spam)):  # ham first: it wins a conflict
+        for item in read_labels(paths, label, spam_folder, report, source):
+            earlier = given.get(item.content_hash)
+            if earlier is not None:
+                report.conflicts += earlier != item.label
+                continue
+            given[item.content_hash] = item.label
+            batch.append(item)
+            if len(batch) >= BATCH:
+                flush()
+    flush()
     return report
 
 

@@ -299,6 +299,10 @@ class State:
         )
         return Label(*rows[0]) if rows else None
 
+    def labeled_hashes(self) -> set[str]:
+        """Hashes of every message the user labeled (a scan may leave those alone)."""
+        return {row[0] for row in self._read("SELECT content_hash FROM labels")}
+
     def label_counts(self) -> dict[str, int]:
         """Number of labels per label (ham, spam)."""
         rows = self._read("SELECT label, count(*) FROM labels GROUP BY label")
