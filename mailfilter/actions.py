@@ -80,6 +80,7 @@ def plan(
     if settings.action == "tag":
         if size > settings.max_size:
             note = f"too large to tag ({size} > max_size {settings.max_size} bytes)"
+            log.info("%s %s: %s", ref.folder, ref.key, note)
             return Plan(ref, verdict, "keep", digest, note=note)
         return Plan(ref, verdict, "tag", digest, raw=raw)
     if settings.action == "move" and verdict.is_spam:

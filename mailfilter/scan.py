@@ -261,6 +261,24 @@ class _Scan:
         self.records = []
 
 
+def _tidy_after_a_killed_run(
+    mailbox: Mailbox, settings: Settings, folders: Sequence[str], applier: Applier, timeout: float
+) -> None:
+    """Finish a half-done mbox move, drop our dead dotlocks and tmp/ files before scanning."""
+    if mailbox.kind == "maildir":
+        if settings.action == "tag":
+            for folder in select_folders(mailbox, settings.spam_folder, folders):
+                applier.clean_tmp(folder.path / "tmp")
+        return
+    # A dead run's dotlock would hold up procmail and Postfix for many minutes.
+    for path in (mailbox.path, spam_mbox_path(settings, mailbox.path)):
+        break_stale_lock(path)
+    try:
+        recover(mailbox.path, timeout)
+    except (MboxLockError, OSError) as e:
+        log.error("%s: cannot finish an interrupted move: %s", mailbox.path, e)
+
+
 def scan(
     mailboxes: Sequence[Mailbox],
     settings: Settings,
@@ -277,19 +295,13 @@ def scan(
     start = time.monotonic()
     known = state.known(engine.model_id, settings.action) if state and not rescan else set()
     run = _Scan(settings, engine, dry_run, known, state, progress, lock_timeout)
-    if not dry_run:
-        for mailbox in mailboxes:
-            if mailbox.kind == "maildir" and settings.action == "tag":
-                for folder in select_folders(mailbox, settings.spam_folder, folders):
-                    run.applier.clean_tmp(folder.path / "tmp")
-            if mailbox.kind == "mbox":
-                # A killed run may have left its dotlocks: others would wait 17 minutes on them.
-                for path in (mailbox.path, spam_mbox_path(settings, mailbox.path)):
-                    break_stale_lock(path)
-                try:
-                    recover(mailbox.path, lock_timeout)
-                except (MboxLockError, OSError) as e:
-                    log.error("%s: cannot finish an interrupted move: %s", mailbox.path, e)
+    for mailbox in mailboxes:
+        if folders and mailbox.kind == "mbox":
+            log.warning(
+                "%s: --folder picks Maildir++ folders; an mbox is scanned whole", mailbox.path
+            )
+        if not dry_run:
+            _tidy_after_a_killed_run(mailbox, settings, folders, run.applier, lock_timeout)
     chunk = max(64, settings.batch_size * 4)
     try:
         for s in engine.score_stream(run.load(mailboxes, folders), run.text_of, chunk_size=chunk):
