@@ -123,6 +123,9 @@ def save_checkpoint(
     os.close(fd)
     try:
         save_file(_tensors_to_save(model, dtype), tmp, metadata=meta.to_metadata())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make a shared model unreadable
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
