@@ -111,15 +111,15 @@ def training_note(split: Split, training: dict[str, Any]) -> str:
     data = [str(d).rstrip("/") for d in training.get("data", [])]
     ours = CORPORA[split.corpus]
     if not all(any(d.endswith(rel) for d in data) for rel in ours):
-        return (f"The mailfilter checkpoint was NOT trained on this corpus (its data: "
+        return (f"the checkpoint was NOT trained on this corpus (its data: "
                 f"{', '.join(data) or 'not recorded'}); its row is not a like-for-like "
                 "comparison.")
     preset = training.get("preset", "?")
     if preset == "book":
-        return ("The mailfilter checkpoint used the book's random split, not the stable one: "
+        return ("the checkpoint used the book's random split, not the stable one: "
                 "some of its training messages may be in this test split.")
     dedupe = training.get("splits", {}).get("dedupe", {})
     conflicting = dedupe.get("conflicting_texts", "an unrecorded number of")
-    return (f"The mailfilter checkpoint (preset `{preset}`) was trained on {len(data)} corpora "
+    return (f"the checkpoint (preset `{preset}`) was trained on {len(data)} corpora "
             f"including this one; its dedupe across all of them dropped {conflicting} texts with "
             "conflicting labels, the only way its split of this corpus could differ from this one.")

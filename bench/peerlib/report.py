@@ -81,15 +81,17 @@ def plot_roc(results: Sequence[FilterResult], labels: Sequence[int], path: Path,
     n_ham = len(labels) - sum(labels)
     floor = 0.5 / max(n_ham, 1)  # where a false-positive rate of 0 is drawn on the log axis
     fig, ax = plt.subplots(figsize=(7, 5))
+    lowest = 1.0  # the least spam any filter catches at no false positive, or at its own cutoff
     for r in results:
         fprs, tprs = roc_points(labels, [s.score for s in r.scores])
         m = r.verdict_metrics(labels)
+        lowest = min(lowest, m.recall, max(t for f, t in zip(fprs, tprs, strict=True) if f == 0))
         (line,) = ax.step([max(f, floor) for f in fprs], tprs, where="post",
                           label=f"{r.name} (AUC {m.roc_auc:.4f})")
         ax.plot([max(m.false_positive_rate, floor)], [m.recall], "o", color=line.get_color())
     ax.set_xscale("log")
     ax.set_xlim(floor * 0.8, 1.0)
-    ax.set_ylim(0.0, 1.01)
+    ax.set_ylim(max(0.0, lowest - 0.05), 1.005)
     ax.set_xlabel(f"false-positive rate (log; 0 drawn at {floor:.1e})")
     ax.set_ylabel("true-positive rate (spam caught)")
     ax.set_title(title)
