@@ -72,7 +72,7 @@ DEFAULT = Preset(
     max_length=256,
     max_fpr=0.0025,
     vocab_size=16384,
-    pretrain=PretrainConfig(batch_size=16, lr=1e-3, max_steps=600, max_minutes=60.0,
+    pretrain=PretrainConfig(batch_size=16, lr=1e-3, max_steps=400, max_minutes=60.0,
                             warmup_steps=100, eval_every=100, save_every=100),
     store_dtype="float16",
 )
