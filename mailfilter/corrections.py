@@ -174,6 +174,9 @@ def record_move(state: State, path: Path, spam_folder: str = ".Junk") -> Correct
         raw = read_file(path)
     except FileNotFoundError:  # moved again already: the next event will see it
         return None
+    except OSError as e:
+        log.warning("cannot read %s: %s", path, e.strerror or e)
+        return None
     record = state.latest_record(content_hash(raw))
     if record is None:
         unique = unique_part(loc.name)

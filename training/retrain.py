@@ -64,7 +64,7 @@ class RetrainConfig:
     holdout: float = 0.2
     replay_ratio: float = 3.0  # replay examples per user training example
     replay_max: int = 2000
-    replay_val_max: int = 1000
+    replay_val_max: int = 5000  # all of the default corpora's val split, as the base threshold
     epochs: int = 3
     batch_size: int = 16
     lr: float = 1e-4

@@ -277,3 +277,18 @@ def test_retrain_and_rollback_commands(tmp_path: Path, tiny_checkpoint: Path) ->
     back = runner.invoke(app, ["rollback"], env=env)
     assert back.exit_code == 0, back.output
     assert sha(store.current) == sha(tiny_checkpoint)
+
+
+def test_the_active_model_is_the_configured_then_the_installed_then_the_bundled(
+    tmp_path: Path, store: ModelStore
+) -> None:
+    from mailfilter.engine import bundled_checkpoint_path
+
+    assert active_model_path(None, store.root) == bundled_checkpoint_path()
+    store.root.mkdir()
+    store.current.write_bytes(b"x")
+    assert active_model_path(None, store.root) == store.current
+    assert (
+        active_model_path(tmp_path / "mine.safetensors", store.root)
+        == tmp_path / "mine.safetensors"
+    )
