@@ -27,6 +27,7 @@ import logging
 import mailbox
 import platform
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -76,6 +77,7 @@ class Row:
     bogo_fp: int
     bogo_fn: int
     retrain_s: float
+    reason: str = ""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -86,7 +88,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--data", type=Path, default=DATA, help="root of the shared corpora")
     ap.add_argument("--sizes", default="50,100,200,500", help="labeled messages at each step")
     ap.add_argument("--replay-max", type=int, default=1000)
-    ap.add_argument("--replay-val-max", type=int, default=1000)
+    ap.add_argument("--replay-val-max", type=int, default=5000, help="5000: all of the val split")
+    ap.add_argument("--lr", type=float, default=RetrainConfig.lr)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     ap.add_argument("--seed", type=int, default=7)
@@ -118,6 +121,15 @@ def bogo_errors(bogo: Bogofilter, files: list[Path], labels: list[int]) -> tuple
     fp = sum(s.spam and y == HAM for s, y in zip(scores, labels, strict=True))
     fn = sum(not s.spam and y == SPAM for s, y in zip(scores, labels, strict=True))
     return fp, fn
+
+
+def message_counts(bogo: Bogofilter) -> str:
+    """The wordlist's `.MSG_COUNT` (spam, good): proof that every registration landed."""
+    out = subprocess.run(
+        ["bogoutil", "-w", str(bogo.db), ".MSG_COUNT"], capture_output=True, text=True, check=True
+    ).stdout
+    spam, good = out.split()[-2:]
+    return f"{spam} spam + {good} ham"
 
 
 def run(args: argparse.Namespace, work: Path) -> tuple[list[Row], dict[str, Any]]:
@@ -159,7 +171,7 @@ def run(args: argparse.Namespace, work: Path) -> tuple[list[Row], dict[str, Any]
     junk = maildir.add_folder("Junk")
     cfg = RetrainConfig(
         min_labels=20, replay_max=args.replay_max, replay_val_max=args.replay_val_max,
-        epochs=args.epochs, device="cpu",
+        epochs=args.epochs, lr=args.lr, device="cpu",
     )  # fmt: skip
     fp, fn, auc, threshold = evaluate(base, eval_ex)
     bogo_fp, bogo_fn = bogo_errors(bogo, eval_files, eval_labels)
@@ -175,6 +187,7 @@ def run(args: argparse.Namespace, work: Path) -> tuple[list[Row], dict[str, Any]
         result = retrain(state, store, current, cfg, replay=replay)
         retrain_s = time.perf_counter() - t0
         log.info("%d labels: %s (%s) in %.0fs", n, result.outcome, result.reason, retrain_s)
+        log.info("current %s; candidate %s", result.current, result.candidate)
         active = store.current if store.current.exists() else base
         fp, fn, auc, threshold = evaluate(active, eval_ex)
         step = n - done
@@ -185,15 +198,17 @@ def run(args: argparse.Namespace, work: Path) -> tuple[list[Row], dict[str, Any]
         counts = [r.example.label for r in feed[:n]]
         bogo_fp, bogo_fn = bogo_errors(bogo, eval_files, eval_labels)
         rows.append(Row(n, counts.count(HAM), counts.count(SPAM), result.outcome, threshold, fp,
-                        fn, auc, bogo_fp, bogo_fn, retrain_s))  # fmt: skip
+                        fn, auc, bogo_fp, bogo_fn, retrain_s, result.reason))  # fmt: skip
         log.info("step of %d done: %s", step, rows[-1])
         done = n
     setup = {
         "user": args.user, "base": str(base), "pool": len(pool), "evaluate": len(held),
         "evaluate_ham": eval_labels.count(HAM), "evaluate_spam": eval_labels.count(SPAM),
         "replay_train": len(replay.train), "replay_val": len(replay.val), "epochs": args.epochs,
+        "lr": args.lr,
         "threads": args.threads, "seed": args.seed, "bogofilter": bogo.version(),
-        "bogofilter_base": len(train), "read_seconds": round(read_s),
+        "bogofilter_base": len(train), "bogofilter_wordlist": message_counts(bogo),
+        "read_seconds": round(read_s),
         "seconds": round(time.perf_counter() - started),
         "machine": f"{platform.machine()} x{torch.get_num_threads()} threads, torch "
         f"{torch.__version__}",
@@ -211,7 +226,9 @@ def table(rows: list[Row], setup: dict[str, Any]) -> str:
     ]
     for r in rows:
         label = "0 (base)" if r.labeled == 0 else f"{r.labeled} ({r.ham}/{r.spam})"
-        retrain_col = "—" if r.labeled == 0 else f"{r.outcome}, {r.retrain_s:.0f} s"
+        why = r.reason.split(" (")[0] if r.outcome == "refused" else ""
+        retrain_col = "—" if r.labeled == 0 else f"{r.outcome}{f': {why}' if why else ''}, "
+        retrain_col += "" if r.labeled == 0 else f"{r.retrain_s:.0f} s"
         lines.append(
             f"| {label} | {r.mf_fp} | {r.mf_fn} | {r.mf_auc:.4f} | {r.threshold:.4f} "
             f"| {retrain_col} | {r.bogo_fp} | {r.bogo_fn} |"
@@ -239,6 +256,9 @@ def plot(rows: list[Row], setup: dict[str, Any], path: Path) -> None:
         ax.set_xlabel(f"labeled messages from {setup['user']}")
         ax.set_xscale("symlog", linthresh=50)
         ax.set_xticks(x, [str(v) for v in x])
+        top = max(max(getattr(r, ours), getattr(r, theirs)) for r in rows)
+        ax.set_ylim(-0.5, max(top * 1.15, 5))
+        ax.set_ylabel("messages")
         ax.grid(alpha=0.3)
         ax.legend()
     fig.suptitle(f"Adapting to a new user ({setup['user']}, evaluated on {setup['evaluate']} of "
@@ -260,10 +280,11 @@ def write_docs(rows: list[Row], setup: dict[str, Any], out: Path) -> None:
         f"User `{setup['user']}`: a pool of {setup['pool']} messages (its validation and test "
         f"splits), {setup['evaluate']} of them evaluated ({setup['evaluate_ham']} ham, "
         f"{setup['evaluate_spam']} spam). Replay: {setup['replay_train']} base training messages "
-        f"at most, {setup['replay_val']} base validation messages; {setup['epochs']} epochs. "
-        f"bogofilter: {setup['bogofilter']}, base wordlist of {setup['bogofilter_base']} "
-        f"messages. Whole run {setup['seconds']} s ({setup['read_seconds']} s reading corpora) "
-        f"on {setup['machine']}.\n{END}"
+        f"at most, {setup['replay_val']} base validation messages; {setup['epochs']} epochs at "
+        f"learning rate {setup['lr']:g}. bogofilter: {setup['bogofilter']}, base wordlist of "
+        f"{setup['bogofilter_base']} messages (at the end: {setup['bogofilter_wordlist']}). "
+        f"Whole run {setup['seconds']} s ({setup['read_seconds']} s reading corpora) on "
+        f"{setup['machine']}.\n{END}"
     )
     md = out / "adapt.md"
     text = md.read_text() if md.exists() else f"# Adapting to a new user\n\n{BEGIN}\n{END}\n"

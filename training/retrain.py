@@ -11,8 +11,8 @@ not worse on labels it never saw.
   checkpoint's false-positive policy (`max_fpr`).
 - Worse, and refused (the current model stays): on the held-out labels, more false positives than
   the current model at its threshold, or more errors (false positives + false negatives), or a ROC
-  AUC lower by more than `auc_tolerance`; or, on the replay validation sample, a ROC AUC lower by
-  more than `forget_tolerance` (it forgot the base data).
+  AUC lower by more than `auc_tolerance`; or, on the replay validation sample, more errors, or a
+  ROC AUC lower by more than `forget_tolerance` (it forgot the base data).
 
 Training happens in memory; the model store is touched only by `ModelStore.install`, so an
 exception, Ctrl-C or a kill leaves the installed model exactly as it was.
@@ -173,11 +173,13 @@ def worse_reasons(
         reasons.append(
             f"lower ROC AUC on held-out labels ({candidate.roc_auc:.4f} < {current.roc_auc:.4f})"
         )
-    if (
-        replay_current is not None
-        and replay_candidate is not None
-        and _finite(replay_current.roc_auc, replay_candidate.roc_auc)
-        and replay_candidate.roc_auc < replay_current.roc_auc - forget_tolerance
+    if replay_current is None or replay_candidate is None:
+        return reasons
+    errors = replay_candidate.fp + replay_candidate.fn, replay_current.fp + replay_current.fn
+    if errors[0] > errors[1]:
+        reasons.append(f"more errors on the base validation sample ({errors[0]} > {errors[1]})")
+    if _finite(replay_current.roc_auc, replay_candidate.roc_auc) and (
+        replay_candidate.roc_auc < replay_current.roc_auc - forget_tolerance
     ):
         reasons.append(
             f"forgot the base data (replay ROC AUC {replay_candidate.roc_auc:.4f} < "

@@ -107,6 +107,8 @@ def test_worse_means_more_false_positives_more_errors_or_lower_auc() -> None:
     assert any("false positives" in r for r in worse_reasons(good, fp, 0.01))
     assert worse_reasons(good, fn, 0.01) == ["more errors on held-out labels (1 > 0)"]
     assert worse_reasons(fn, good, 0.01) == []
+    forgot = worse_reasons(good, good, 0.01, replay_current=good, replay_candidate=fn)
+    assert forgot == ["more errors on the base validation sample (1 > 0)"]
 
 
 def test_a_retrain_that_learns_is_installed_and_the_old_model_kept(
