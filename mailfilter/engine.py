@@ -95,8 +95,10 @@ class Engine:
 
     @classmethod
     def load(cls, path: Path | None = None, **kwargs: object) -> Engine:
-        """Load `path`, or the bundled model when None; errors become EngineError."""
-        path = path or bundled_checkpoint_path()
+        """Load `path`; when None, the model `retrain` installed, else the bundled one."""
+        from mailfilter.model_store import installed_model_path
+
+        path = path or installed_model_path() or bundled_checkpoint_path()
         if not path.exists():
             raise EngineError(
                 f"model not found: {path} "

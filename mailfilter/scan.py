@@ -293,7 +293,11 @@ def scan(
 ) -> ScanReport:
     """Scan mailboxes with `engine` and apply `settings.action` (or describe it, dry_run)."""
     start = time.monotonic()
-    known = state.known(engine.model_id, settings.action) if state and not rescan else set()
+    known = set()
+    if state and not rescan:
+        # What this model already scored, and what the user labeled (their word beats the model's:
+        # a message taken out of Junk is not moved back after a retrain changes the model).
+        known = state.known(engine.model_id, settings.action) | state.labeled_hashes()
     run = _Scan(settings, engine, dry_run, known, state, progress, lock_timeout)
     for mailbox in mailboxes:
         if folders and mailbox.kind == "mbox":

@@ -446,3 +446,18 @@ def test_exit_code_2_for_usage_and_model_errors(
 def test_bad_flags_are_usage_errors() -> None:
     result = CliRunner().invoke(app, ["scan", "x", "--action", "delete"])
     assert result.exit_code == 2
+
+
+def test_mail_the_user_labeled_is_left_alone_even_by_a_new_model(tmp_path: Path) -> None:
+    from mailfilter.state import Label, content_hash
+
+    path = build(tmp_path, "maildir", n=3)  # message 0 is "spam" to the fake engine
+    spam_raw = message(0, spam=True)
+    state = State.open(tmp_path / "state.db")
+    state.add_labels([Label(content_hash=content_hash(spam_raw), label="ham", source="learn",
+                            origin=str(path), text="")])
+    state.close()
+    before = snapshot(tmp_path)
+    report = run(tmp_path, path, "move")
+    assert report.spam == 0 and report.scanned == 2  # the labeled message was not even scored
+    assert {k: v for k, v in snapshot(tmp_path).items() if "Junk" not in k} == before
