@@ -38,6 +38,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from mailfilter.actions import Applier, plan
+from mailfilter.corrections import reconcile, record_move
 from mailfilter.engine import Scored
 from mailfilter.filter import unscorable
 from mailfilter.headers import looks_like_message, tag_message
@@ -55,7 +56,7 @@ from mailfilter.scan import scan
 from mailfilter.sdnotify import sd_notify, watchdog_interval
 from mailfilter.server import Answer, MailfilterServer, default_socket_path
 from mailfilter.settings import Settings
-from mailfilter.state import Record, State, content_hash
+from mailfilter.state import Record, State, StateError, content_hash
 from mailfilter.verdict import decide
 
 log = logging.getLogger(__name__)
@@ -385,10 +386,12 @@ class Daemon:
         locked = _LockedEngine(engine, self.engine_lock, settings.batch_size)
         scored = 0
         if rescan or any(j.kind == "scan" for j in batch):
+            self.reconcile(settings)
             report = scan(self.mailboxes, settings, locked, state=self.state)
             scored += report.scanned
             self.known = None
         files = list(dict.fromkeys(j.path for j in batch if j.kind == "file" and j.path))
+        self.record_moves(files, settings)
         scored += self.score_files(files, settings, locked)
         for path in dict.fromkeys(j.path for j in batch if j.kind == "mbox" and j.path):
             mailbox = next((m for m in self.mailboxes if m.path == path), None)
@@ -401,6 +404,32 @@ class Daemon:
             f"STATUS=batch {self.batches}: {scored} scored; {self.scored_total} since start; "
             f"model {engine.model_id}"
         )
+
+    def record_moves(self, paths: list[Path], settings: Settings) -> None:
+        """Label messages the user moved against the model's verdict (into or out of Junk)."""
+        assert self.state is not None
+        for path in paths:
+            try:
+                correction = record_move(self.state, path, settings.spam_folder)
+            except (StateError, OSError) as e:
+                log.warning("%s: cannot check for a correction: %s", path, e)
+                continue
+            if correction is not None:
+                log.info("correction: %s is %s", path, correction.label)
+
+    def reconcile(self, settings: Settings) -> None:
+        """At start-up: corrections the user made while the daemon was down."""
+        assert self.state is not None
+        for mailbox in self.mailboxes:
+            if mailbox.kind != "maildir":
+                continue
+            try:
+                found = reconcile(self.state, mailbox.root, settings.spam_folder)
+            except (StateError, OSError) as e:
+                log.warning("%s: cannot look for corrections: %s", mailbox.root, e)
+                continue
+            if found:
+                log.info("%s: %d corrections recorded", mailbox.root, len(found))
 
     def score_files(self, paths: list[Path], settings: Settings, engine: _LockedEngine) -> int:
         """Score Maildir files not scored before and apply the action to each."""

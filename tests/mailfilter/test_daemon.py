@@ -131,6 +131,28 @@ def test_move_sends_spam_to_junk_and_junk_and_trash_are_not_watched(
     assert engine.calls == 2 and in_trash.exists()
 
 
+def test_the_daemon_records_corrections_when_the_user_moves_mail(
+    tmp_path: Path, daemon_for: Callable[..., tuple[Daemon, FakeEngine]]
+) -> None:
+    maildir = make_maildir(tmp_path / "Maildir")
+    junk = make_maildir(maildir / ".Junk")
+    daemon, _ = daemon_for(action="move", mailboxes=[maildir])
+    spam, ham = deliver(maildir, "1.host", message(1, True)), deliver(maildir, "2.host", message(2))
+    daemon.process([Job("file", spam), Job("file", ham)])
+    # The user rescues the "spam" from Junk and files the missed "ham" as spam.
+    rescued = maildir / "cur" / "1.host:2,S"
+    os.rename(junk / "new" / "1.host", rescued)
+    junked = junk / "cur" / "2.host:2,S"
+    os.rename(ham, junked)
+    daemon.process([Job("file", rescued), Job("file", junked)])
+    assert daemon.state is not None
+    labels = {lab.label for lab in daemon.state.labels(source="correction")}
+    assert labels == {"ham", "spam"}
+    assert rescued.read_bytes() == message(1, True)  # and the rescued mail is not moved back
+    daemon.process([Job("file", rescued)])
+    assert rescued.exists()
+
+
 def test_mail_filtered_through_the_socket_is_not_scored_again_on_delivery(
     tmp_path: Path, daemon_for: Callable[..., tuple[Daemon, FakeEngine]]
 ) -> None:
