@@ -5,10 +5,7 @@ from __future__ import annotations
 import json
 import mailbox
 import os
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -20,6 +17,7 @@ from mailfilter.mailboxes import detect
 from mailfilter.scan import scan
 from mailfilter.settings import Settings
 from mailfilter.state import State, content_hash
+from tests.mailfilter.fakes import FakeEngine
 
 
 def message(i: int, spam: bool = False) -> bytes:
@@ -30,24 +28,6 @@ def message(i: int, spam: bool = False) -> bytes:
     ).encode()
 
 
-@dataclass
-class FakeScored:
-    item: Any
-    score: float | None
-    error: str | None = None
-
-
-class FakeEngine:
-    """Spam exactly when the model text says "offer"."""
-
-    threshold = 0.5
-    model_id = "fake0000model0001"
-
-    def score_stream(
-        self, items: Iterable[Any], to_text: Callable[[Any], str], chunk_size: int = 256
-    ) -> Iterator[FakeScored]:
-        for item in items:
-            yield FakeScored(item, 0.99 if "offer" in to_text(item) else 0.01)
 
 
 @pytest.fixture

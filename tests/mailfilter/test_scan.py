@@ -7,8 +7,7 @@ import mailbox
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from mailfilter.state import State
 from models.checkpoint import CheckpointMeta, save_checkpoint
 from models.classifier import GPTClassifier
 from models.gpt import GPTConfig
+from tests.mailfilter.fakes import FakeEngine
 
 KINDS = ["maildir", "maildir++", "mbox"]
 ACTIONS = ["none", "tag", "move"]
@@ -41,33 +41,6 @@ def message(i: int, spam: bool = False, eol: bytes = b"\n") -> bytes:
     return text.encode().replace(b"\n", eol)
 
 
-@dataclass
-class FakeScored:
-    item: Any
-    score: float | None
-    error: str | None = None
-
-
-class FakeEngine:
-    """Spam exactly when the model text says "offer"; "unscorable" in it fails that message."""
-
-    threshold = 0.5
-    model_id = "fake0000model0001"
-
-    def __init__(self, before_yield: Callable[[Any], None] | None = None) -> None:
-        self.before_yield = before_yield
-
-    def score_stream(
-        self, items: Iterable[Any], to_text: Callable[[Any], str], chunk_size: int = 256
-    ) -> Iterator[FakeScored]:
-        for item in items:
-            text = to_text(item)
-            if "unscorable" in text:
-                yield FakeScored(item, None, "ValueError: cannot score")
-                continue
-            if self.before_yield:
-                self.before_yield(item)
-            yield FakeScored(item, 0.99 if "offer" in text else 0.01)
 
 
 def build(tmp_path: Path, kind: str, n: int = 9) -> Path:

@@ -18,36 +18,18 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.mailfilter.fakes import FakeEngine
 
 REPO = Path(__file__).resolve().parents[2]
 KILLS_PER_CASE = 14  # x 4 cases = 56 kills
 SEED = 20240601
 
 
-@dataclass
-class FakeScored:
-    item: Any
-    score: float | None
-    error: str | None = None
-
-
-class FakeEngine:
-    """Spam exactly when the model text says "offer"."""
-
-    threshold = 0.5
-    model_id = "fake0000model0001"
-
-    def score_stream(
-        self, items: Iterable[Any], to_text: Callable[[Any], str], chunk_size: int = 256
-    ) -> Iterator[FakeScored]:
-        for item in items:
-            yield FakeScored(item, 0.99 if "offer" in to_text(item) else 0.01)
 
 
 def run_scan(mailbox_path: Path, state_path: Path, action: str, progress: Any = None) -> Any:
