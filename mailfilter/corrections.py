@@ -24,7 +24,14 @@ from pathlib import Path
 from typing import Literal
 
 from mailfilter.learning import model_text
-from mailfilter.mailboxes import INBOX, TRASH_FOLDERS, detect, folder_name, is_maildir
+from mailfilter.mailboxes import (
+    INBOX,
+    TRASH_FOLDERS,
+    detect,
+    folder_name,
+    is_maildir,
+    message_names,
+)
 from mailfilter.mailboxes import read_regular_file as read_file
 from mailfilter.state import Label, Record, State, content_hash
 
@@ -194,12 +201,11 @@ def _walk(root: Path) -> Iterator[Location]:
     for folder in mailbox.folders:
         for sub in ("new", "cur"):
             try:
-                names = sorted(e.name for e in os.scandir(folder.path / sub))
+                names = message_names(folder.path / sub)
             except OSError:
                 continue
             for name in names:
-                if not name.startswith("."):
-                    yield Location(mailbox.root, folder.name, sub, name)
+                yield Location(mailbox.root, folder.name, sub, name)
 
 
 def _same_root(mailbox: str, root: Path, cache: dict[str, bool]) -> bool:

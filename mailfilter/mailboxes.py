@@ -174,6 +174,11 @@ def select_folders(
     return [f for f in mailbox.folders if not any(_under(f.name, s) for s in skip)]
 
 
+def message_names(directory: Path) -> list[str]:
+    """Message file names in a Maildir `new/` or `cur/`, sorted, dot-files left out."""
+    return sorted(e.name for e in os.scandir(directory) if not e.name.startswith("."))
+
+
 def iter_messages(
     mailbox: Mailbox,
     on_skip: SkipSink,
@@ -188,15 +193,14 @@ def iter_messages(
     for folder in select_folders(mailbox, spam_folder, wanted):
         for sub in ("new", "cur"):
             try:
-                names = sorted(e.name for e in os.scandir(folder.path / sub))
+                names = message_names(folder.path / sub)
             except FileNotFoundError:
                 continue
             except OSError as e:
                 on_skip(f"{folder.path / sub}", "unreadable", e.strerror or str(e))
                 continue
             for name in names:
-                if not name.startswith("."):
-                    yield MaildirMessage(
+                yield MaildirMessage(
                         mailbox=mailbox,
                         folder=folder.name,
                         key=f"{sub}/{name}",
