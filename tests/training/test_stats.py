@@ -2,33 +2,23 @@
 
 from __future__ import annotations
 
-import io
-import tarfile
 from pathlib import Path
 
 import pytest
 
+from tests.training.test_corpora import make_enron_tar
 from training.corpora.stats import corpus_stats, format_stats, source_group
-
-
-def make_tar(path: Path, files: dict[str, bytes]) -> Path:
-    with tarfile.open(path, "w:gz") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return path
 
 
 @pytest.fixture
 def two_corpora(tmp_path: Path) -> tuple[Path, Path]:
-    first = make_tar(tmp_path / "enron8.tar.gz", {
+    first = make_enron_tar(tmp_path / "enron8.tar.gz", {
         "enron8/ham/1.ham.txt": b"Subject: meeting\nat ten\n",
         "enron8/ham/2.ham.txt": b"Subject: meeting\r\nat ten\r\n",  # same text as 1
         "enron8/spam/3.spam.txt": b"Subject: pills\ncheap\n",
         "enron8/spam/4.spam.txt": b"Subject: shared\nin both\n",
     })
-    second = make_tar(tmp_path / "enron9.tar.gz", {
+    second = make_enron_tar(tmp_path / "enron9.tar.gz", {
         "enron9/ham/1.ham.txt": b"Subject: shared\nin both\n",  # conflicts with enron8 spam 4
         "enron9/spam/2.spam.txt": b"Subject: pills\ncheap\n",  # agrees with enron8 spam 3
         "enron9/spam/3.spam.txt": b"Subject: prize\nwon\n",
