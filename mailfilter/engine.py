@@ -19,6 +19,7 @@ from typing import Generic, TypeVar
 import torch
 
 from models.checkpoint import Checkpoint, CheckpointError, load_checkpoint
+from models.classifier import right_pad
 from models.tokenizer import EOT_ID, encode_batch
 
 log = logging.getLogger(__name__)
@@ -120,12 +121,8 @@ class Engine:
         scores = [0.0] * len(seqs)
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
-            width = max(len(seqs[i]) for i in chunk)
-            batch = torch.full((len(chunk), width), EOT_ID, dtype=torch.long)
-            for row, i in enumerate(chunk):
-                batch[row, : len(seqs[i])] = torch.tensor(seqs[i], dtype=torch.long)
-            lengths = torch.tensor([len(seqs[i]) for i in chunk], device=self.device)
-            logits = self.model(batch.to(self.device), lengths).float()
+            batch, lengths = right_pad([seqs[i] for i in chunk])
+            logits = self.model(batch.to(self.device), lengths.to(self.device)).float()
             probs = torch.softmax(logits, dim=-1)[:, self._spam_index].cpu().tolist()
             for i, p in zip(chunk, probs, strict=True):
                 scores[i] = p

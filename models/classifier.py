@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
 import torch.nn as nn
 
 from models.gpt import GPTConfig, GPTTrunk
+from models.tokenizer import EOT_ID
 
 Pooling = Literal["last_real", "last_position"]
 Trainable = Literal["all", "head", "last_blocks"]
+
+
+def right_pad(
+    seqs: Sequence[Sequence[int]], pad_id: int = EOT_ID
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The classifier's input: ids (B, T) right-padded to the longest, and real lengths (B,)."""
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    for row, s in enumerate(seqs):
+        ids[row, : len(s)] = torch.tensor(list(s), dtype=torch.long)
+    return ids, torch.tensor([len(s) for s in seqs], dtype=torch.long)
 
 
 class GPTClassifier(nn.Module):

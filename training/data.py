@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
+from models.classifier import right_pad
 from models.tokenizer import EOT_ID, encode_batch
 from training.corpora.example import Example
 
@@ -24,9 +25,16 @@ class Batch:
 class TokenizedSet:
     """Examples tokenised once, truncated to `max_length` tokens (the head is kept)."""
 
-    def __init__(self, examples: Sequence[Example], max_length: int) -> None:
+    def __init__(
+        self,
+        examples: Sequence[Example],
+        max_length: int,
+        encoded: Sequence[list[int]] | None = None,
+    ) -> None:
+        """`encoded`: the examples' full token ids when the caller has them already."""
         self.max_length = max_length
-        encoded = encode_batch([e.text for e in examples])
+        if encoded is None:
+            encoded = encode_batch([e.text for e in examples])
         self.ids = [ids[:max_length] or [EOT_ID] for ids in encoded]
         self.labels = [e.label for e in examples]
 
@@ -40,15 +48,8 @@ class TokenizedSet:
 
 def collate(seqs: Sequence[list[int]], labels: Sequence[int], pad_id: int = EOT_ID) -> Batch:
     """Right-pad sequences with `pad_id` to the longest one in this batch."""
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    for row, s in enumerate(seqs):
-        ids[row, : len(s)] = torch.tensor(s, dtype=torch.long)
-    return Batch(
-        ids=ids,
-        lengths=torch.tensor([len(s) for s in seqs], dtype=torch.long),
-        labels=torch.tensor(list(labels), dtype=torch.long),
-    )
+    ids, lengths = right_pad(seqs, pad_id)
+    return Batch(ids=ids, lengths=lengths, labels=torch.tensor(list(labels), dtype=torch.long))
 
 
 def batches(

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from mailfilter.engine import pick_device
 from models.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
 from models.classifier import GPTClassifier, Trainable
 from models.hf_import import classifier_from_gpt2
@@ -111,23 +112,25 @@ def run_training(
     progress: bool = True,
 ) -> TrainResult:
     """Run a preset end to end and write checkpoint, metrics JSON and curves into `out_dir`."""
-    dev = _device(device)
+    dev = pick_device(device)
     started = time.perf_counter()
     splits, summary = make_splits(load_examples(data), preset)
     if not splits["train"] or not splits["val"]:
         raise TrainingError("too few examples to make train and validation splits")
     base = base or preset.base
     out_dir.mkdir(parents=True, exist_ok=True)
-    model, pretrain_report = _initial_model(preset, base, size, splits, out_dir, pretrain_minutes,
-                                            no_pretrain, dev, progress)
+    # Tokenised once: the vocabulary, pretraining and every split's dataset all start from these.
+    encoded = {name: encode_batch([e.text for e in items]) for name, items in splits.items()}
+    model, pretrain_report = _initial_model(preset, base, size, encoded["train"], encoded["val"],
+                                            out_dir, pretrain_minutes, no_pretrain, dev, progress)
     model.set_trainable(
         trainable or preset.trainable,
         last_blocks if last_blocks is not None else preset.last_blocks,
     )
     block = model.config.block_size
-    train_probe = TokenizedSet(splits["train"], block)
-    length = min(max_length or preset.max_length or train_probe.longest(), block)
-    sets = {name: TokenizedSet(items, length) for name, items in splits.items()}
+    longest = max(1, max((len(ids) for ids in encoded["train"]), default=0))
+    length = min(max_length or preset.max_length or longest, block)
+    sets = {name: TokenizedSet(items, length, encoded[name]) for name, items in splits.items()}
     cfg: FinetuneConfig = preset.finetune
     if epochs is not None:
         cfg = replace(cfg, epochs=epochs)
@@ -161,17 +164,15 @@ def run_training(
 
 
 def _initial_model(
-    preset: Preset, base: str, size: str | None, splits: dict[str, list[Example]], out_dir: Path,
-    pretrain_minutes: float | None, no_pretrain: bool, dev: torch.device, progress: bool,
+    preset: Preset, base: str, size: str | None, train_ids: list[list[int]],
+    val_ids: list[list[int]], out_dir: Path, pretrain_minutes: float | None, no_pretrain: bool,
+    dev: torch.device, progress: bool,
 ) -> tuple[GPTClassifier, dict[str, Any] | None]:
     """The model fine-tuning starts from: a built base, or a language model pretrained here."""
     shape = RandomSize.parse(size or preset.size)
     if base != "random":
         return build_base_classifier(base, shape), None
     token_map = None
-    train_ids: list[list[int]] = []
-    if preset.vocab_size or preset.pretrain:
-        train_ids = encode_batch([e.text for e in splits["train"]])
     if preset.vocab_size:
         token_map = build_token_map(train_ids, preset.vocab_size, min_count=3)
     if preset.pretrain is None or no_pretrain:
@@ -181,9 +182,8 @@ def _initial_model(
         cfg = replace(cfg, max_minutes=pretrain_minutes)
     # Long messages are cut so a few newsletters do not dominate the language model's diet.
     cut = [ids[:PRETRAIN_TOKENS_PER_MESSAGE] for ids in train_ids]
-    val_ids = [ids[:PRETRAIN_TOKENS_PER_MESSAGE]
-               for ids in encode_batch([e.text for e in splits["val"]])]
-    lm, history = pretrain(random_config(shape, token_map), cut, val_ids, cfg,
+    val_cut = [ids[:PRETRAIN_TOKENS_PER_MESSAGE] for ids in val_ids]
+    lm, history = pretrain(random_config(shape, token_map), cut, val_cut, cfg,
                            out_dir / "pretrain.safetensors", token_map, dev, progress)
     report = {"config": asdict(cfg), "steps": history.steps[-1] if history.steps else 0,
               "val_loss": history.val_loss[-1] if history.val_loss else None,
@@ -203,14 +203,8 @@ def pretrain_on_paths(
     config = random_config(RandomSize.parse(size), token_map)
     cut = [ids[:PRETRAIN_TOKENS_PER_MESSAGE] for ids in train_ids]
     val_cut = [ids[:PRETRAIN_TOKENS_PER_MESSAGE] for ids in val_ids]
-    _, history = pretrain(config, cut, val_cut, cfg, out, token_map, _device(device))
+    _, history = pretrain(config, cut, val_cut, cfg, out, token_map, pick_device(device))
     return history
-
-
-def _device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def _headline(m: dict[str, Any]) -> dict[str, Any]:
