@@ -132,6 +132,15 @@ class Block(nn.Module):
         return h + self.mlp(self.ln_2(h))
 
 
+def set_dropout(model: nn.Module, p: float) -> None:
+    """Set every dropout rate in a model (embeddings, attention weights, residuals) to `p`."""
+    for m in model.modules():
+        if isinstance(m, nn.Dropout):
+            m.p = p
+        elif isinstance(m, CausalSelfAttention):
+            m.dropout = p
+
+
 class GPTTrunk(nn.Module):
     """Embeddings, the transformer blocks and the final norm: GPT-2 minus its output head."""
 

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from models.classifier import GPTClassifier
+from models.gpt import set_dropout
 from training.data import Batch, TokenizedSet, batches, num_batches
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ class FinetuneConfig:
     warmup_steps: int = 0
     cosine: bool = False
     epoch_eval: bool = True  # accuracy on all of train and val after each epoch
+    dropout: float = 0.0  # applied while fine-tuning only; scoring runs in eval mode
 
 
 @dataclass
@@ -117,6 +119,7 @@ def finetune(
     """Train the parameters that require grad with AdamW; evaluate as the book does."""
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
+    set_dropout(model, cfg.dropout)
     model.to(device).train()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)

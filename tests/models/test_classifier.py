@@ -105,3 +105,22 @@ def test_pooled_forward_equals_full_forward_at_each_last_real_token() -> None:
     full = model.transformer(ids)  # (B, T, C)
     expected = model.head(full[torch.arange(5), lengths - 1])
     assert torch.allclose(model(ids, lengths), expected, atol=1e-5)
+
+
+def test_set_dropout_reaches_every_layer_and_eval_mode_ignores_it() -> None:
+    from models.gpt import set_dropout
+
+    model = _model()
+    seq = torch.randint(0, 50000, (2, 16))
+    reference = model(seq)
+    set_dropout(model, 0.5)
+    model.train()
+    assert not torch.allclose(model(seq), model(seq))  # dropout is live while training
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            assert module.p == 0.5
+    model.eval()
+    assert torch.allclose(model(seq), reference)  # and off when scoring
+    set_dropout(model, 0.0)
+    model.train()
+    assert torch.allclose(model(seq), reference, atol=1e-6)
