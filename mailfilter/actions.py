@@ -49,7 +49,8 @@ class Plan:
 
 @dataclass
 class Outcome:
-    """What happened: kept, tagged, unchanged, moved, would tag, would move, vanished, failed."""
+    """What happened: kept, tagged, unchanged, moved, would tag, would move, vanished, changed
+    (rewritten by someone else after it was read: left alone), failed."""
 
     plan: Plan
     result: str
@@ -161,6 +162,8 @@ class Applier:
         result = "unchanged"
         if tagged != plan.raw:
             st = os.stat(src)
+            if ref.read_stat is not None and ref.read_stat != (st.st_size, st.st_mtime_ns):
+                return Outcome(plan, "changed", "the file changed after it was read")
             tmpdir = ref.folder_path / "tmp"
             tmpdir.mkdir(mode=0o700, exist_ok=True)
             self.clean_tmp(tmpdir)

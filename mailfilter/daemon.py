@@ -22,7 +22,6 @@ the main thread handles signals and systemd's watchdog. Every thread is stopped 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import queue
@@ -37,11 +36,10 @@ from typing import Any, Protocol
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from mailfilter.actions import Applier, plan
 from mailfilter.corrections import reconcile, record_move
 from mailfilter.engine import Scored
 from mailfilter.filter import unscorable
-from mailfilter.headers import looks_like_message, tag_message
+from mailfilter.headers import tag_message
 from mailfilter.mailboxes import (
     TRASH_FOLDERS,
     Mailbox,
@@ -52,7 +50,7 @@ from mailfilter.mailboxes import (
     maildir_flags,
 )
 from mailfilter.message import to_text
-from mailfilter.scan import scan
+from mailfilter.scan import scan, scan_messages
 from mailfilter.sdnotify import sd_notify, watchdog_interval
 from mailfilter.server import Answer, MailfilterServer, default_socket_path
 from mailfilter.settings import Settings
@@ -433,70 +431,23 @@ class Daemon:
 
     def score_files(self, paths: list[Path], settings: Settings, engine: _LockedEngine) -> int:
         """Score Maildir files not scored before and apply the action to each."""
-        known = self._known()
-        found: dict[str, tuple[MaildirMessage, bytes, tuple[int, int]]] = {}
-        for path in paths:
-            ref = self.ref_for(path, settings)
-            if ref is None:
-                continue
-            try:
-                st = os.stat(path)
-                raw = ref.read()
-            except FileNotFoundError:
-                continue  # moved on (new/ → cur/, flags, deleted): its new name has an event
-            except OSError as e:
-                log.warning("%s: cannot read: %s", path, e)
-                continue
-            if not looks_like_message(raw):
-                continue
-            digest = content_hash(raw)
-            if digest not in known:
-                found[digest] = (ref, raw, (st.st_size, st.st_mtime_ns))
-        if not found:
+        refs = [ref for ref in (self.ref_for(path, settings) for path in paths) if ref is not None]
+        if not refs:
             return 0
-        scores: dict[str, float] = {}
         assert self.state is not None
-        for digest in found:  # filtered through the socket already: the daemon's own score
-            earlier = self.state.lookup(digest, engine.model_id)
-            if earlier is not None and earlier.action == FILTERED:
-                scores[digest] = earlier.score
-        todo = [(d, item) for d, item in found.items() if d not in scores]
-        for s in engine.score_stream(todo, lambda pair: to_text(pair[1][1])):
-            if s.score is None:
-                log.warning("%s: cannot score: %s", s.item[1][0].path, s.error)
-            else:
-                scores[s.item[0]] = s.score
-        self._apply(found, scores, settings, engine)
-        return len(todo)
+        state = self.state
 
-    def _apply(
-        self,
-        found: dict[str, tuple[MaildirMessage, bytes, tuple[int, int]]],
-        scores: dict[str, float],
-        settings: Settings,
-        engine: _LockedEngine,
-    ) -> None:
-        applier = Applier(settings)
-        threshold = settings.threshold if settings.threshold is not None else engine.threshold
-        records: list[Record] = []
-        for digest, score in scores.items():
-            ref, raw, seen = found[digest]
-            with contextlib.suppress(FileNotFoundError):
-                now = os.stat(ref.path)
-                if (now.st_size, now.st_mtime_ns) != seen:
-                    continue  # changed since it was read: its close/rename event brings it back
-            verdict = decide(score, threshold, engine.model_id, settings.unsure_band)
-            outcome = applier.apply(plan(ref, verdict, raw, digest, settings, len(raw)))
-            if outcome is None or outcome.failed or outcome.result == "vanished":
-                continue
-            records.append(
-                Record(
-                    digest, engine.model_id, settings.action, str(ref.mailbox.path), ref.folder,
-                    outcome.where or ref.key, score, verdict.label, outcome.result,
-                )
-            )  # fmt: skip
-            log.info("%s: %s (%s %.4f)", ref.path, outcome.result, verdict.label, score)
-        self._write_records(records)
+        def scored_before(digest: str) -> float | None:
+            """A message answered through the socket, now delivered: the daemon's own score."""
+            earlier = state.lookup(digest, engine.model_id)
+            return earlier.score if earlier is not None and earlier.action == FILTERED else None
+
+        report = scan_messages(refs, settings, engine, state=state, known=self._known(),
+                               scored_before=scored_before)
+        for r in report.results:
+            if r.outcome != "skipped":
+                log.info("%s/%s: %s (%s %.4f)", r.folder, r.key, r.outcome, r.verdict, r.score)
+        return report.scanned
 
     def ref_for(self, path: Path, settings: Settings) -> MaildirMessage | None:
         """The message ref of a file in a watched folder's new/ or cur/, else None."""

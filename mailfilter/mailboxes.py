@@ -76,6 +76,7 @@ class MaildirMessage(MessageRef):
     folder_path: Path
     subdir: str
     name: str
+    read_stat: tuple[int, int] | None = field(default=None, repr=False)  # (size, mtime_ns)
 
     @property
     def path(self) -> Path:
@@ -83,8 +84,11 @@ class MaildirMessage(MessageRef):
         return self.folder_path / self.subdir / self.name
 
     def read(self) -> bytes:
-        """Read the file; anything but a regular file is an OSError (never blocks on a FIFO)."""
-        return read_regular_file(self.path)
+        """Read the file; anything but a regular file is an OSError (never blocks on a FIFO).
+        Remembers the size and mtime it read, so a rewrite can check nothing changed since."""
+        data, st = read_regular_file_stat(self.path)
+        self.read_stat = (st.st_size, st.st_mtime_ns)
+        return data
 
 
 @dataclass(kw_only=True)
@@ -101,12 +105,18 @@ class MboxMessage(MessageRef):
 
 def read_regular_file(path: Path) -> bytes:
     """A regular file's bytes; a directory, FIFO or device raises OSError instead of hanging."""
+    return read_regular_file_stat(path)[0]
+
+
+def read_regular_file_stat(path: Path) -> tuple[bytes, os.stat_result]:
+    """`read_regular_file` and the file's stat as it was opened."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
             raise OSError(errno.EINVAL, "not a regular file", str(path))
         with open(fd, "rb", closefd=False) as f:
-            return f.read()
+            return f.read(), st
     finally:
         os.close(fd)
 

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 # Reasons that mean something is wrong (exit code 3), as opposed to normal skips.
 ERROR_REASONS = frozenset({"unreadable", "unscorable", "locked", "failed", "mailbox changed"})
-_NOT_APPLIED = frozenset({"vanished", "failed", "locked"})
+_NOT_APPLIED = frozenset({"vanished", "changed", "failed", "locked"})
 RECORD_EVERY = 256
 
 
@@ -157,8 +157,9 @@ class _Scan:
 
     def skip(self, mailbox: str, folder: str, key: str, reason: str, detail: str) -> None:
         """Count (and, except for known messages, list) a message that is not scored."""
-        if reason != "known":
-            log.warning("skipped %s %s %s: %s: %s", mailbox, folder, key, reason, detail)
+        if reason != "known":  # a file renamed away (new/ to cur/) is routine, not a warning
+            level = logging.INFO if reason == "vanished" else logging.WARNING
+            log.log(level, "skipped %s %s %s: %s: %s", mailbox, folder, key, reason, detail)
         with self.lock:
             self.report.skipped[reason] += 1
             if reason != "known":
@@ -179,27 +180,37 @@ class _Scan:
             refs = iter_messages(
                 mailbox, on_skip, self.settings.spam_folder, folders, self.lock_timeout
             )
-            for ref in refs:
-                try:
-                    raw = ref.read()
-                except FileNotFoundError:
-                    self.skip(where, ref.folder, ref.key, "vanished", "gone before it was read")
-                    continue
-                except OSError as e:
-                    self.skip(where, ref.folder, ref.key, "unreadable", e.strerror or str(e))
-                    continue
-                if not looks_like_message(raw):
-                    self.skip(where, ref.folder, ref.key, "not a message", "no header block")
-                    continue
-                digest = content_hash(raw)
-                if digest in self.known:
-                    self.skip(where, ref.folder, ref.key, "known", "")
-                    continue
-                yield _Loaded(ref, raw, len(raw), digest)
+            yield from self.read(refs)
+
+    def read(self, refs: Iterable[MessageRef]) -> Iterator[_Loaded]:
+        """Read the messages of `refs`, skipping (and counting) what cannot or need not be."""
+        for ref in refs:
+            where = _where(ref)
+            try:
+                raw = ref.read()
+            except FileNotFoundError:
+                self.skip(where, ref.folder, ref.key, "vanished", "gone before it was read")
+                continue
+            except OSError as e:
+                self.skip(where, ref.folder, ref.key, "unreadable", e.strerror or str(e))
+                continue
+            if not looks_like_message(raw):
+                self.skip(where, ref.folder, ref.key, "not a message", "no header block")
+                continue
+            digest = content_hash(raw)
+            if digest in self.known:
+                self.skip(where, ref.folder, ref.key, "known", "")
+                continue
+            yield _Loaded(ref, raw, len(raw), digest)
 
     def text_of(self, item: _Loaded) -> str:
         """The model text; the raw bytes are kept only where a Maildir tag will need them."""
         text = to_text(item.raw)
+        self.trim(item)
+        return text
+
+    def trim(self, item: _Loaded) -> None:
+        """Drop the raw bytes unless the action will rewrite the file from them."""
         keep = (
             self.settings.action == "tag"
             and not self.dry_run
@@ -208,7 +219,6 @@ class _Scan:
         )
         if not keep:
             item.raw = b""
-        return text
 
     def scored(self, item: _Loaded, score: float | None, error: str | None) -> None:
         """Decide, plan and apply for one scored message."""
@@ -244,6 +254,7 @@ class _Scan:
             )
         )  # fmt: skip
         if self.state is not None and not self.dry_run and outcome.result not in _NOT_APPLIED:
+            self.known.add(p.content_hash)
             self.records.append(
                 Record(
                     p.content_hash, p.verdict.model_id, self.settings.action, _where(p.ref),
@@ -277,6 +288,43 @@ def _tidy_after_a_killed_run(
         recover(mailbox.path, timeout)
     except (MboxLockError, OSError) as e:
         log.error("%s: cannot finish an interrupted move: %s", mailbox.path, e)
+
+
+def scan_messages(
+    refs: Iterable[MessageRef],
+    settings: Settings,
+    engine: ScoringEngine,
+    *,
+    state: State | None = None,
+    known: set[str] | None = None,
+    scored_before: Callable[[str], float | None] | None = None,
+    lock_timeout: float = 60.0,
+) -> ScanReport:
+    """Score and act on these messages (the daemon's path for new arrivals). Content hashes in
+    `known` are skipped, and the set gains each message this call records; a hash for which
+    `scored_before` gives a score (a message the daemon answered through its socket, now
+    delivered) is acted on without running the model."""
+    start = time.monotonic()
+    run = _Scan(settings, engine, False, set() if known is None else known, state, None,
+                lock_timeout)
+    todo: list[_Loaded] = []
+    try:
+        for item in run.read(refs):
+            earlier = scored_before(item.digest) if scored_before else None
+            if earlier is not None:
+                run.trim(item)
+                run.scored(item, earlier, None)
+            else:
+                todo.append(item)
+        chunk = max(64, settings.batch_size * 4)
+        for s in engine.score_stream(todo, run.text_of, chunk_size=chunk):
+            run.scored(s.item, s.score, s.error)
+        for outcome in run.applier.finish():
+            run.done(outcome)
+    finally:
+        run.flush_records()
+        run.report.seconds = time.monotonic() - start
+    return run.report
 
 
 def scan(

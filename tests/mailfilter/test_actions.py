@@ -380,3 +380,14 @@ def test_delivery_during_mbox_rewrites_loses_nothing(tmp_path: Path) -> None:
     assert len(delivered) == 150 and len(set(delivered)) == 150
     assert stripped([m for m in everything if b"Subject: message" in m]) == stripped(originals)
     assert len(mbox_messages(tmp_path / "mbox.spam")) == 20  # 0, 3, ..., 57
+
+
+def test_a_file_rewritten_after_it_was_read_is_not_tagged(maildir: Path) -> None:
+    ref = refs(maildir)[0]
+    p = planned(ref, SPAM, settings(action="tag"))
+    assert isinstance(ref, MaildirMessage)
+    rewritten = ref.path.read_bytes() + b"\nedited by another program\n"
+    ref.path.write_bytes(rewritten)
+    outcome = Applier(settings(action="tag")).apply(p)
+    assert outcome is not None and outcome.result == "changed"
+    assert ref.path.read_bytes() == rewritten  # the other program's bytes, untouched

@@ -434,3 +434,33 @@ def test_mail_the_user_labeled_is_left_alone_even_by_a_new_model(tmp_path: Path)
     report = run(tmp_path, path, "move")
     assert report.spam == 0 and report.scanned == 2  # the labeled message was not even scored
     assert {k: v for k, v in snapshot(tmp_path).items() if "Junk" not in k} == before
+
+
+def test_scan_messages_acts_on_a_score_given_before_without_the_model(tmp_path: Path) -> None:
+    import mailbox as mb
+
+    from mailfilter.mailboxes import detect, iter_messages
+    from mailfilter.scan import scan_messages
+    from mailfilter.state import content_hash
+
+    md = mb.Maildir(tmp_path / "Maildir")
+    spam = b"From: a@example.com\nSubject: hello\n\nnothing the fake engine calls spam\n"
+    ham = b"From: b@example.com\nSubject: hi\n\nplain ham\n"
+    md.add(spam)
+    md.add(ham)
+    found = list(iter_messages(detect(tmp_path / "Maildir"), lambda *a: None))
+    scored: list[bytes] = []
+
+    class Counting(FakeEngine):
+        def score_stream(self, items, to_text, chunk_size=256):  # type: ignore[no-untyped-def]
+            for s in super().score_stream(items, to_text, chunk_size):
+                scored.append(s.item.ref.read())
+                yield s
+
+    known: set[str] = set()
+    report = scan_messages(
+        found, Settings(action="move"), Counting(), known=known,  # type: ignore[call-arg]
+        scored_before=lambda digest: 0.99 if digest == content_hash(spam) else None,
+    )
+    assert report.spam == 1 and report.ham == 1 and scored == [ham]
+    assert [p.read_bytes() for p in (tmp_path / "Maildir/.Junk/new").iterdir()] == [spam]
