@@ -133,12 +133,12 @@ class Block(nn.Module):
 
 
 def set_dropout(model: nn.Module, p: float) -> None:
-    """Set every dropout rate in a model (embeddings, attention weights, residuals) to `p`."""
+    """Set the embedding, residual and MLP dropout rates to `p`. Dropout on the attention
+    weights stays as configured: on CPU it moves attention off its fused kernel (about 3.7x
+    slower per attention call, measured at batch 32 x 256 tokens)."""
     for m in model.modules():
         if isinstance(m, nn.Dropout):
             m.p = p
-        elif isinstance(m, CausalSelfAttention):
-            m.dropout = p
 
 
 class GPTTrunk(nn.Module):
