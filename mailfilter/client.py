@@ -18,19 +18,27 @@ Its few settings come from flags, then `MAILFILTER_SOCKET_PATH`, `MAILFILTER_STR
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import socket
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from mailfilter import lazylog
 from mailfilter.filter import FilterMode, FilterResult, filter_in_process, run_filter
-from mailfilter.server import Answer, ProtocolError, encode_request, read_answer, socket_candidates
+from mailfilter.protocol import (
+    Answer,
+    ProtocolError,
+    encode_request,
+    read_answer,
+    socket_candidates,
+)
 
-log = logging.getLogger("mailfilter.client")
+TYPE_CHECKING = False  # typing, dataclasses and logging are not imported on the happy path
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
+
+log = lazylog.Logger("mailfilter.client")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -43,13 +51,26 @@ class DaemonError(Exception):
     """The daemon was reached but its answer was incomplete or malformed."""
 
 
-@dataclass(frozen=True)
 class ClientConfig:
     """What the client reads itself: where the socket is, strictness, how long to wait."""
 
-    socket_path: Path | None = None
-    strict: bool = False
-    timeout: float = 30.0
+    __slots__ = ("socket_path", "strict", "timeout")
+
+    def __init__(
+        self, socket_path: Path | None = None, strict: bool = False, timeout: float = 30.0
+    ) -> None:
+        self.socket_path, self.strict, self.timeout = socket_path, strict, timeout
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ClientConfig) and (
+            (self.socket_path, self.strict, self.timeout)
+            == (other.socket_path, other.strict, other.timeout)
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like a dataclass with eq
+
+    def __repr__(self) -> str:
+        return f"ClientConfig({self.socket_path!r}, {self.strict!r}, {self.timeout!r})"
 
 
 def _config_file(explicit: Path | None) -> Path | None:
@@ -187,8 +208,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point: filter stdin to stdout and exit with the filter's status."""
     args = parse_args(argv)
-    level = {0: logging.WARNING, 1: logging.INFO}.get(args.verbose, logging.DEBUG)
-    logging.basicConfig(level=level, format="mailfilter-client: %(levelname)s: %(message)s")
+    level = {0: lazylog.WARNING, 1: lazylog.INFO}.get(args.verbose, lazylog.DEBUG)
+
+    def setup_logging() -> None:
+        import logging
+
+        logging.basicConfig(level=level, format="mailfilter-client: %(levelname)s: %(message)s")
+
+    lazylog.configure(setup_logging)
     mode = FilterMode(bool(args.strict), args.exit_code, args.passthrough)
     config = ClientConfig()
     try:

@@ -24,21 +24,19 @@ neither torch nor typer: the model is loaded only when a message is scored in th
 
 from __future__ import annotations
 
-import contextlib
-import logging
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
-
 from mailfilter.headers import looks_like_message, strip_our_headers, tag_message
-from mailfilter.verdict import decide
+from mailfilter.lazylog import Logger
 
+TYPE_CHECKING = False  # the client imports this module per message: no typing at run time
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+    from typing import IO, Any
+
     from mailfilter.engine import Engine
     from mailfilter.settings import Settings
 
-log = logging.getLogger(__name__)
+log = Logger(__name__)
 
 EX_OK = 0
 EX_TEMPFAIL = 75
@@ -46,24 +44,39 @@ EXIT_SPAM, EXIT_HAM, EXIT_UNSURE, EXIT_ERROR = 0, 1, 2, 3
 _LABEL_EXIT = {"spam": EXIT_SPAM, "ham": EXIT_HAM, "unsure": EXIT_UNSURE}
 
 
-@dataclass(frozen=True)
 class FilterMode:
-    """How the result is reported: strict (75 on error), exit_code (bogofilter), passthrough."""
+    """How the result is reported: strict (75 on error), exit_code (bogofilter), passthrough.
+    (Plain classes here, not dataclasses: importing `dataclasses` costs the client ~5 ms.)"""
 
-    strict: bool = False
-    exit_code: bool = False
-    passthrough: bool = True
+    __slots__ = ("exit_code", "passthrough", "strict")
+
+    def __init__(self, strict: bool = False, exit_code: bool = False, passthrough: bool = True):
+        self.strict, self.exit_code, self.passthrough = strict, exit_code, passthrough
+
+    def __repr__(self) -> str:
+        return f"FilterMode({self.strict}, {self.exit_code}, {self.passthrough})"
 
 
-@dataclass(frozen=True)
 class FilterResult:
-    """The bytes to write and what the message was: spam/ham/unsure, or None if not scored."""
+    """The bytes to write and what the message was: spam/ham/unsure, or None if not scored;
+    `note` says why a message was not scored (too large, not a message)."""
 
-    output: bytes
-    label: str | None = None
-    score: float | None = None
-    error: str | None = None
-    note: str | None = None  # why a message was not scored (too large, not a message)
+    __slots__ = ("error", "label", "note", "output", "score")
+
+    def __init__(
+        self,
+        output: bytes,
+        label: str | None = None,
+        score: float | None = None,
+        error: str | None = None,
+        note: str | None = None,
+    ) -> None:
+        self.output, self.label, self.score, self.error, self.note = (
+            output, label, score, error, note,
+        )  # fmt: skip
+
+    def __repr__(self) -> str:
+        return f"FilterResult({len(self.output)} bytes, {self.label!r}, error={self.error!r})"
 
 
 def exit_status(result: FilterResult, mode: FilterMode) -> int:
@@ -89,6 +102,7 @@ def unscorable(raw: bytes, max_size: int) -> str | None:
 def filter_with_engine(raw: bytes, settings: Settings, engine: Engine) -> FilterResult:
     """Score one message with a loaded engine and tag it (or pass it unscored)."""
     from mailfilter.message import to_text
+    from mailfilter.verdict import decide
 
     why = unscorable(raw, settings.max_size)
     if why is not None:
@@ -157,8 +171,11 @@ def run_filter(
         log.error("the filtered message differs from the original; passed on unchanged")
         result = FilterResult(raw, error="filtered message differs from the original")
     if result.error is not None and not mode.strict and strict_of is not None:
-        with contextlib.suppress(Exception):  # settings are what failed: keep the flags
-            mode = FilterMode(strict_of(), mode.exit_code, mode.passthrough)
+        try:
+            strict = strict_of()
+        except Exception:  # settings are what failed: keep the flags
+            strict = mode.strict
+        mode = FilterMode(strict, mode.exit_code, mode.passthrough)
     if result.note:
         log.info("%s; passed on unchanged", result.note)
     if mode.passthrough:

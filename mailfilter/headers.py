@@ -11,7 +11,9 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from mailfilter.verdict import Verdict
+TYPE_CHECKING = False  # the thin client imports this module: no typing, no dataclasses
+if TYPE_CHECKING:
+    from mailfilter.verdict import Verdict
 
 OUR_HEADERS = ("X-Spam-Flag", "X-Spam-Status", "X-Spam-Level", "X-Mailfilter-Score")
 _OURS = frozenset(h.lower().encode() for h in OUR_HEADERS)

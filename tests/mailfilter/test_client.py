@@ -48,6 +48,17 @@ def test_importing_the_client_loads_neither_torch_nor_typer_nor_pydantic() -> No
     subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=60)
 
 
+def test_the_clients_happy_path_imports_no_slow_standard_modules() -> None:
+    """Each of these costs the per-message client milliseconds (bench/latency.py); `-S` so that
+    what site-packages' .pth files import does not hide them."""
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import mailfilter.client; "
+        "slow = [m for m in ('logging', 'dataclasses', 'typing', 'inspect', 'socketserver', "
+        "'threading', 'email', 'tomllib') if m in sys.modules]; assert not slow, slow"
+    )
+    subprocess.run([sys.executable, "-S", "-c", code, str(REPO)], check=True, timeout=60)
+
+
 # --- against an in-process server with a fake model -------------------------------------------
 
 
