@@ -213,6 +213,10 @@ def main() -> None:
             results["python -c pass (interpreter start, baseline)"] = stats(
                 timed(lambda raw: subprocess.run(python, env=env, check=True), mails)
             )
+            bare = [sys.executable, "-I", "-S", "-c", "pass"]  # what site's .pth files cost
+            results["python -I -S -c pass (no site-packages)"] = stats(
+                timed(lambda raw: subprocess.run(bare, env=env, check=True), mails)
+            )
             results["daemon round trip from a warm process"] = stats(
                 timed(lambda raw: ask_daemon(raw, [sock], 30.0) and None, mails)
             )
