@@ -265,6 +265,23 @@ class _Scan:
             if len(self.records) >= RECORD_EVERY:
                 self.flush_records()
 
+    def score_all(self, items: Iterable[_Loaded], start: float) -> ScanReport:
+        """Score `items` (read in the engine's worker thread), apply, finish the mbox changes."""
+        chunk = max(64, self.settings.batch_size * 4)
+        try:
+            for s in self.engine.score_stream(items, self.text_of, chunk_size=chunk):
+                self.scored(s.item, s.score, s.error)
+            for outcome in self.applier.finish():
+                self.done(outcome)
+        finally:
+            self.finish(start)
+        return self.report
+
+    def finish(self, start: float) -> None:
+        """Write what is queued for the state DB and stop the clock."""
+        self.flush_records()
+        self.report.seconds = time.monotonic() - start
+
     def flush_records(self) -> None:
         """Write queued records to the state DB."""
         if self.state is not None and self.records:
@@ -316,15 +333,10 @@ def scan_messages(
                 run.scored(item, earlier, None)
             else:
                 todo.append(item)
-        chunk = max(64, settings.batch_size * 4)
-        for s in engine.score_stream(todo, run.text_of, chunk_size=chunk):
-            run.scored(s.item, s.score, s.error)
-        for outcome in run.applier.finish():
-            run.done(outcome)
-    finally:
-        run.flush_records()
-        run.report.seconds = time.monotonic() - start
-    return run.report
+    except BaseException:
+        run.finish(start)
+        raise
+    return run.score_all(todo, start)
 
 
 def scan(
@@ -354,13 +366,4 @@ def scan(
             )
         if not dry_run:
             _tidy_after_a_killed_run(mailbox, settings, folders, run.applier, lock_timeout)
-    chunk = max(64, settings.batch_size * 4)
-    try:
-        for s in engine.score_stream(run.load(mailboxes, folders), run.text_of, chunk_size=chunk):
-            run.scored(s.item, s.score, s.error)
-        for outcome in run.applier.finish():
-            run.done(outcome)
-    finally:
-        run.flush_records()
-        run.report.seconds = time.monotonic() - start
-    return run.report
+    return run.score_all(run.load(mailboxes, folders), start)
