@@ -3,7 +3,7 @@
     :0fw
     | mailfilter-client
 
-It reads the message from stdin, sends it to the daemon's socket (see `mailfilter.server` for
+It reads the message from stdin, sends it to the daemon's socket (see `mailfilter.protocol` for
 the protocol) and writes the tagged message to stdout. A piped message costs a socket round
 trip, not a model load: this module imports neither torch, typer nor pydantic. When no daemon
 answers (no socket, connection refused) it scores the message itself, importing the engine

@@ -50,9 +50,10 @@ from mailfilter.mailboxes import (
     maildir_flags,
 )
 from mailfilter.message import to_text
+from mailfilter.protocol import Answer, default_socket_path
 from mailfilter.scan import scan, scan_messages
 from mailfilter.sdnotify import sd_notify, watchdog_interval
-from mailfilter.server import Answer, MailfilterServer, default_socket_path
+from mailfilter.server import MailfilterServer
 from mailfilter.settings import Settings
 from mailfilter.state import Record, State, StateError, content_hash
 from mailfilter.verdict import decide
