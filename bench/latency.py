@@ -176,6 +176,9 @@ def main() -> None:
     p.add_argument("--in-process", type=int, default=5, help="messages for the model-load path")
     p.add_argument("--no-spamd", action="store_true", help="skip the spamc → spamd peer")
     p.add_argument("--json", type=Path, help="also write the results here")
+    p.add_argument("--client", type=Path, action="append", default=[],
+                   help="also time this mailfilter-client script (say, one installed with "
+                   "`pip install --no-deps .` in a fresh venv, without this checkout's .pth files)")
     args = p.parse_args()
     if shutil.which("procmail") is None:
         sys.exit("bench/latency.py: procmail is not installed (apt-get install procmail)")
@@ -221,6 +224,14 @@ def main() -> None:
                 timed(lambda raw: ask_daemon(raw, [sock], 30.0) and None, mails)
             )
             results["client → daemon (filter only)"] = stats(timed(pipe(client, env), mails))
+            for other in args.client:
+                venv_python = [str(other.parent / "python3"), "-c", "pass"]
+                results[f"{other.parent.parent.name}: python -c pass"] = stats(
+                    timed(lambda raw, c=venv_python: subprocess.run(c, env=env, check=True), mails)
+                )
+                results[f"{other.parent.parent.name}: client → daemon"] = stats(
+                    timed(pipe([str(other), "--socket", str(sock)], env), mails)
+                )
             pm = Procmail(workdir, "client", " ".join(client), env)
             results["procmail → client → daemon"] = stats(timed(pm.deliver, mails))
             assert pm.delivered() == len(mails)

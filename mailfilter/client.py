@@ -21,7 +21,6 @@ import argparse
 import os
 import socket
 import sys
-from pathlib import Path
 
 from mailfilter import lazylog
 from mailfilter.filter import FilterMode, FilterResult, filter_in_process, run_filter
@@ -37,6 +36,8 @@ TYPE_CHECKING = False  # typing, dataclasses and logging are not imported on the
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import Any
+
+    StrPath = str | os.PathLike[str]
 
 log = lazylog.Logger("mailfilter.client")
 _TRUE = {"1", "true", "yes", "on"}
@@ -57,7 +58,7 @@ class ClientConfig:
     __slots__ = ("socket_path", "strict", "timeout")
 
     def __init__(
-        self, socket_path: Path | None = None, strict: bool = False, timeout: float = 30.0
+        self, socket_path: str | None = None, strict: bool = False, timeout: float = 30.0
     ) -> None:
         self.socket_path, self.strict, self.timeout = socket_path, strict, timeout
 
@@ -73,12 +74,12 @@ class ClientConfig:
         return f"ClientConfig({self.socket_path!r}, {self.strict!r}, {self.timeout!r})"
 
 
-def _config_file(explicit: Path | None) -> Path | None:
+def _config_file(explicit: StrPath | None) -> StrPath | None:
     if explicit is not None:
         return explicit
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    candidate = Path(base) / "mailfilter" / "config.toml"
-    return candidate if candidate.is_file() else None
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    candidate = os.path.join(base, "mailfilter", "config.toml")
+    return candidate if os.path.isfile(candidate) else None
 
 
 def _bool(value: object, key: str) -> bool:
@@ -91,7 +92,7 @@ def _bool(value: object, key: str) -> bool:
 
 
 def load_client_config(
-    config_path: Path | None, socket_flag: Path | None, timeout_flag: float | None
+    config_path: StrPath | None, socket_flag: StrPath | None, timeout_flag: float | None
 ) -> ClientConfig:
     """flags > MAILFILTER_* env > config file > defaults, for the client's own three keys."""
     values: dict[str, Any] = {}
@@ -119,14 +120,14 @@ def load_client_config(
     if not timeout > 0:
         raise ValueError(f"client_timeout must be positive: {timeout}")
     return ClientConfig(
-        socket_path=Path(str(sock)).expanduser() if sock else None,
+        socket_path=os.path.expanduser(os.fspath(sock)) if sock else None,
         strict=_bool(values.get("strict", False), "strict"),
         timeout=timeout,
     )
 
 
 def ask_daemon(
-    raw: bytes, paths: Sequence[Path], timeout: float, want_message: bool = True
+    raw: bytes, paths: Sequence[StrPath], timeout: float, want_message: bool = True
 ) -> Answer:
     """Send one message to the first daemon that accepts; NoDaemonError when none does."""
     for path in paths:
@@ -154,7 +155,7 @@ def ask_daemon(
 def check(
     raw: bytes,
     config: ClientConfig,
-    config_path: Path | None,
+    config_path: StrPath | None,
     want_message: bool,
     fallback: bool,
 ) -> FilterResult:
@@ -166,7 +167,9 @@ def check(
         if not fallback:
             raise
         log.info("no daemon running; scoring in this process")
-        return filter_in_process(raw, config_path)
+        from pathlib import Path
+
+        return filter_in_process(raw, Path(config_path) if config_path is not None else None)
     if answer.status == "OK":
         output = answer.message if answer.message is not None else raw
         return FilterResult(output, answer.label, answer.score)
@@ -175,17 +178,30 @@ def check(
     return FilterResult(raw, error=f"daemon: {answer.reason}")
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's formatter with the width from `os`: its own default imports `shutil` (and
+    with it bz2 and lzma) to ask the terminal, about 20 ms of every piped message."""
+
+    def __init__(self, prog: str) -> None:
+        try:
+            width = os.get_terminal_size(sys.stderr.fileno()).columns - 2
+        except (OSError, ValueError):
+            width = int(os.environ["COLUMNS"]) if os.environ.get("COLUMNS", "").isdigit() else 78
+        super().__init__(prog, width=max(40, width))
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """The command line (a bad one exits 2 before stdin is read; procmail keeps its copy)."""
     p = argparse.ArgumentParser(
         prog="mailfilter-client",
+        formatter_class=_Formatter,
         description="Filter one message (stdin → stdout) through the mailfilter daemon.",
         epilog="Exit status: 0, or with --exit-code 0 spam, 1 ham, 2 unsure or not scored, "
         "3 error. On an error the message goes out unchanged (exit 0), or with --strict with "
         "exit 75 (EX_TEMPFAIL).",
     )
-    p.add_argument("--socket", type=Path, help="daemon socket (default: see the docs)")
-    p.add_argument("-c", "--config", type=Path, help="TOML config file")
+    p.add_argument("--socket", help="daemon socket (default: see the docs)")
+    p.add_argument("-c", "--config", help="TOML config file")
     p.add_argument("--timeout", type=float, help="seconds to wait for the daemon (default 30)")
     p.add_argument("--strict", action="store_true", default=None, help="exit 75 on errors")
     p.add_argument("--exit-code", action="store_true", help="bogofilter-style exit status")

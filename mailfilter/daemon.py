@@ -178,7 +178,7 @@ class Daemon:
             self.current = (settings, self._load_engine(settings))
             self.mailboxes = watched_mailboxes(settings)
             State.open(settings.resolved_state_path()).close()  # fail now, not in the worker
-            path = (settings.socket_path or default_socket_path()).expanduser()
+            path = Path(settings.socket_path or default_socket_path()).expanduser()
             self.server = MailfilterServer(path, self.check, self._model_id, self._max_size)
             self.server.start()
             self.worker = threading.Thread(target=self._work, name="mailfilter-batch")
@@ -238,7 +238,7 @@ class Daemon:
         self.known = None  # for the new model/action
         self._stop_observer()
         self._start_observer()
-        new_path = (settings.socket_path or default_socket_path()).expanduser()
+        new_path = Path(settings.socket_path or default_socket_path()).expanduser()
         if self.server is not None and new_path != self.server.path:
             log.warning("socket_path changed: it takes effect at the next restart")
         log.info("reloaded: model %s", engine.model_id)

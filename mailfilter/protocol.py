@@ -20,16 +20,16 @@ The socket is `settings.socket_path`, else `$XDG_RUNTIME_DIR/mailfilter/mailfilt
 `$XDG_STATE_HOME/mailfilter/mailfilter.sock`; it is created with mode 0600 in a 0700 directory.
 The client also looks in `/run/mailfilter/<user>/` (the system unit's RuntimeDirectory).
 
-The thin client imports this module on every piped message, so it imports only `os`, `pwd` and
-`pathlib`: no torch, typer or pydantic, and not even `dataclasses`, `logging` or `typing`, whose
-import would cost more than the socket round trip itself (see bench/latency.py).
+The thin client imports this module on every piped message, so it imports only `os` and `pwd`
+(paths are strings): no torch, typer or pydantic, and not even `pathlib`, `dataclasses`,
+`logging` or `typing`, whose imports would cost more than the socket round trip itself
+(see bench/latency.py).
 """
 
 from __future__ import annotations
 
 import os
 import pwd
-from pathlib import Path
 
 TYPE_CHECKING = False  # typing is not imported at run time (see above); mypy reads this as True
 if TYPE_CHECKING:
@@ -66,33 +66,33 @@ class Answer:
         return f"Answer({self.status!r}, {self.score!r}, {self.label!r}, reason={self.reason!r})"
 
 
-def _env_dir(var: str, fallback: str) -> Path:
-    value = os.environ.get(var)
-    return Path(value) if value else Path.home() / fallback
+def _env_dir(var: str, fallback: str) -> str:
+    return os.environ.get(var) or os.path.join(os.path.expanduser("~"), fallback)
 
 
-def default_socket_path() -> Path:
+def default_socket_path() -> str:
     """Where the daemon puts its socket when settings.socket_path is unset."""
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     if runtime:
-        return Path(runtime) / "mailfilter" / SOCKET_NAME
-    user_run = Path(f"/run/user/{os.getuid()}")
-    if user_run.is_dir():
-        return user_run / "mailfilter" / SOCKET_NAME
-    return _env_dir("XDG_STATE_HOME", ".local/state") / "mailfilter" / SOCKET_NAME
+        return os.path.join(runtime, "mailfilter", SOCKET_NAME)
+    user_run = f"/run/user/{os.getuid()}"
+    if os.path.isdir(user_run):
+        return os.path.join(user_run, "mailfilter", SOCKET_NAME)
+    return os.path.join(_env_dir("XDG_STATE_HOME", ".local/state"), "mailfilter", SOCKET_NAME)
 
 
-def socket_candidates(explicit: Path | None = None) -> list[Path]:
+def socket_candidates(explicit: str | os.PathLike[str] | None = None) -> list[str]:
     """Sockets the client tries, in order: the configured one, else the default places."""
     if explicit is not None:
-        return [explicit.expanduser()]
+        return [os.path.expanduser(os.fspath(explicit))]
     paths = [default_socket_path()]
     try:
         user = pwd.getpwuid(os.getuid()).pw_name
-        paths.append(Path("/run/mailfilter") / user / SOCKET_NAME)
+        paths.append(os.path.join("/run/mailfilter", user, SOCKET_NAME))
     except KeyError:  # a uid without a passwd entry (containers)
         pass
-    paths.append(_env_dir("XDG_STATE_HOME", ".local/state") / "mailfilter" / SOCKET_NAME)
+    paths.append(os.path.join(_env_dir("XDG_STATE_HOME", ".local/state"), "mailfilter",
+                              SOCKET_NAME))
     return list(dict.fromkeys(paths))
 
 
