@@ -15,6 +15,7 @@ from tqdm import tqdm
 from models.classifier import GPTClassifier
 from models.gpt import set_dropout
 from training.data import Batch, TokenizedSet, batches, num_batches
+from training.metrics import roc_auc
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,9 @@ class FinetuneConfig:
     cosine: bool = False
     epoch_eval: bool = True  # accuracy on all of train and val after each epoch
     dropout: float = 0.0  # applied while fine-tuning only; scoring runs in eval mode
+    # Every this many steps (and at the end) score the whole validation split and, at the end,
+    # keep the weights with the best validation ROC AUC (early stopping); None: the last weights.
+    keep_best_every: int | None = None
 
 
 @dataclass
@@ -44,6 +48,9 @@ class History:
 
     steps: list[int] = field(default_factory=list)
     examples_seen: list[int] = field(default_factory=list)
+    checked_steps: list[int] = field(default_factory=list)  # keep_best_every: when, and
+    val_auc: list[float] = field(default_factory=list)  # the validation ROC AUC then
+    best_step: int | None = None  # the step whose weights were kept
     train_loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
     epochs: list[int] = field(default_factory=list)
@@ -128,6 +135,7 @@ def finetune(
     if cfg.max_steps is not None:
         total = min(total, cfg.max_steps)
     history = History(total_steps=total)
+    best: dict[str, torch.Tensor] | None = None
     step = seen = 0
     start = time.perf_counter()
     bar = tqdm(total=total, desc="fine-tune", unit="step", disable=not progress, leave=False)
@@ -146,6 +154,8 @@ def finetune(
             step += 1
             seen += len(batch.labels)
             bar.update(1)
+            if cfg.keep_best_every and (step % cfg.keep_best_every == 0 or step == total):
+                best = _check_best(model, val, device, step, history, best)
             if step % cfg.eval_every == 0:
                 tl, vl = _mean_loss(model, train, cfg, device), _mean_loss(model, val, cfg, device)
                 history.steps.append(step)
@@ -167,6 +177,25 @@ def finetune(
         if step >= total:
             break
     bar.close()
+    if best is not None:
+        model.load_state_dict(best)
+        log.info("kept the weights of step %s (validation ROC AUC %.5f)", history.best_step,
+                 max(history.val_auc))
     history.seconds = time.perf_counter() - start
     model.eval()
     return history
+
+
+def _check_best(
+    model: GPTClassifier, val: TokenizedSet, device: torch.device, step: int, history: History,
+    best: dict[str, torch.Tensor] | None,
+) -> dict[str, torch.Tensor] | None:
+    """Score all of `val`; a copy of the weights when they beat every earlier check."""
+    auc = roc_auc(val.labels, predict(model, val, device))
+    history.checked_steps.append(step)
+    history.val_auc.append(auc)
+    log.info("step %d: validation ROC AUC %.5f", step, auc)
+    if best is None or auc > max(history.val_auc[:-1]):
+        history.best_step = step
+        return {k: v.detach().clone() for k, v in model.state_dict().items()}
+    return best

@@ -66,3 +66,23 @@ def test_truncation_keeps_the_head_and_batches_cover_everything() -> None:
     assert max(len(ids) for ids in data.ids) == 5
     seen = sum(len(b.labels) for b in batches(data, 7, shuffle=True))
     assert seen == len(data)
+
+
+def test_keep_best_restores_the_weights_with_the_best_validation_auc() -> None:
+    from training.metrics import roc_auc
+
+    torch.manual_seed(0)
+    model = GPTClassifier(GPTConfig(n_layer=2, n_head=2, n_embd=32, block_size=64))
+    train = TokenizedSet(_synthetic(), max_length=64)
+    # Every third validation label is the opposite of training's, so the validation AUC moves
+    # up and down while the model fits the training set.
+    flipped = [Example(e.text, 1 - e.label if i % 3 == 0 else e.label, e.source)
+               for i, e in enumerate(_synthetic())]
+    val = TokenizedSet(flipped, max_length=64)
+    cfg = FinetuneConfig(epochs=4, batch_size=8, lr=3e-4, weight_decay=0.0, eval_every=100,
+                         keep_best_every=2, epoch_eval=False)
+    history = finetune(model, train, val, cfg, torch.device("cpu"), progress=False)
+    assert len(history.val_auc) >= 5 and history.best_step != history.checked_steps[-1]
+    assert history.best_step == history.checked_steps[history.val_auc.index(max(history.val_auc))]
+    kept = roc_auc(val.labels, predict(model, val, torch.device("cpu")))
+    assert abs(kept - max(history.val_auc)) < 1e-9
