@@ -17,9 +17,10 @@ Its few settings come from flags, then `MAILFILTER_SOCKET_PATH`, `MAILFILTER_STR
 
 from __future__ import annotations
 
+import _socket  # the C module: `socket` (with `selectors`) costs ~5 ms a message to import
 import argparse
+import io
 import os
-import socket
 import sys
 
 from mailfilter import lazylog
@@ -126,12 +127,25 @@ def load_client_config(
     )
 
 
+class _SocketReader(io.RawIOBase):
+    """A readable raw stream over a connected socket (what `socket.makefile("rb")` gives)."""
+
+    def __init__(self, sock: _socket.socket) -> None:
+        self.sock = sock
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        return self.sock.recv_into(buffer)
+
+
 def ask_daemon(
     raw: bytes, paths: Sequence[StrPath], timeout: float, want_message: bool = True
 ) -> Answer:
     """Send one message to the first daemon that accepts; NoDaemonError when none does."""
     for path in paths:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         try:
             sock.settimeout(timeout)
             try:
@@ -143,7 +157,7 @@ def ask_daemon(
                 continue
             try:
                 sock.sendall(encode_request(raw, want_message))
-                with sock.makefile("rb") as f:
+                with io.BufferedReader(_SocketReader(sock)) as f:
                     return read_answer(f)
             except (OSError, ProtocolError) as e:
                 raise DaemonError(f"daemon at {path}: {e}") from e
