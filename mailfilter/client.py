@@ -199,7 +199,7 @@ class _Formatter(argparse.HelpFormatter):
     def __init__(self, prog: str) -> None:
         try:
             width = os.get_terminal_size(sys.stderr.fileno()).columns - 2
-        except (OSError, ValueError):
+        except (OSError, ValueError, AttributeError):  # not a terminal, closed, or None
             width = int(os.environ["COLUMNS"]) if os.environ.get("COLUMNS", "").isdigit() else 78
         super().__init__(prog, width=max(40, width))
 
