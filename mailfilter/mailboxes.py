@@ -211,14 +211,14 @@ def iter_messages(
                 continue
             for name in names:
                 yield MaildirMessage(
-                        mailbox=mailbox,
-                        folder=folder.name,
-                        key=f"{sub}/{name}",
-                        flags=maildir_flags(name),
-                        folder_path=folder.path,
-                        subdir=sub,
-                        name=name,
-                    )
+                    mailbox=mailbox,
+                    folder=folder.name,
+                    key=f"{sub}/{name}",
+                    flags=maildir_flags(name),
+                    folder_path=folder.path,
+                    subdir=sub,
+                    name=name,
+                )
 
 
 def message_starts(buf: bytes) -> list[int]:

@@ -17,25 +17,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mailfilter.protocol import (
-    MAX_LINE,
-    SOCKET_NAME,
     Answer,
     ProtocolError,
-    default_socket_path,
-    encode_request,
     format_ok,
     one_line,
-    read_answer,
     read_exact,
     read_line,
-    socket_candidates,
 )
-
-__all__ = [  # the protocol names are re-exported for the daemon and the tests
-    "MAX_LINE", "SOCKET_NAME", "Answer", "MailfilterServer", "ProtocolError", "ServerError",
-    "default_socket_path", "encode_request", "format_ok", "one_line", "read_answer",
-    "socket_candidates",
-]
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,8 @@ from mailfilter.client import (
 )
 from mailfilter.filter import EX_TEMPFAIL, FilterMode, run_filter
 from mailfilter.headers import strip_our_headers, tag_message
-from mailfilter.server import Answer, MailfilterServer, socket_candidates
+from mailfilter.protocol import Answer, socket_candidates
+from mailfilter.server import MailfilterServer
 from mailfilter.verdict import decide
 
 REPO = Path(__file__).resolve().parents[2]
