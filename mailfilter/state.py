@@ -66,6 +66,7 @@ CREATE TABLE IF NOT EXISTS counters (
     value INTEGER NOT NULL
 );
 """
+_RECORD_COLUMNS = "content_hash, model_id, action, mailbox, folder, key, score, verdict, outcome"
 _LABEL_COLUMNS = (
     "content_hash, label, source, origin, text, model_id, score, split, seq, labeled_at"
 )
@@ -183,12 +184,8 @@ class State:
 
     def lookup(self, content_hash: str, model_id: str) -> Record | None:
         """The record for a message and model, if any."""
-        row = self.conn.execute(
-            "SELECT content_hash, model_id, action, mailbox, folder, key, score, verdict, outcome"
-            " FROM scored WHERE content_hash = ? AND model_id = ?",
-            (content_hash, model_id),
-        ).fetchone()
-        return Record(*row) if row else None
+        found = self._records("WHERE content_hash = ? AND model_id = ?", (content_hash, model_id))
+        return found[0] if found else None
 
     def record(self, records: Iterable[Record]) -> None:
         """Insert or update records in one transaction."""
@@ -220,29 +217,23 @@ class State:
 
     def latest_record(self, content_hash: str) -> Record | None:
         """The most recent record of a message, whichever model scored it."""
-        row = self.conn.execute(
-            "SELECT content_hash, model_id, action, mailbox, folder, key, score, verdict, outcome"
-            " FROM scored WHERE content_hash = ? ORDER BY scanned_at DESC LIMIT 1",
-            (content_hash,),
-        ).fetchone()
-        return Record(*row) if row else None
+        found = self._records(
+            "WHERE content_hash = ? ORDER BY scanned_at DESC LIMIT 1", (content_hash,)
+        )
+        return found[0] if found else None
 
     def records_by_name(self, unique: str) -> list[Record]:
         """Records whose key names a Maildir file with this unique part, newest first."""
-        rows = self.conn.execute(
-            "SELECT content_hash, model_id, action, mailbox, folder, key, score, verdict, outcome"
-            " FROM scored WHERE instr(key, ?) > 0 ORDER BY scanned_at DESC",
-            ("/" + unique,),
-        ).fetchall()
-        return [Record(*row) for row in rows]
+        return self._records("WHERE instr(key, ?) > 0 ORDER BY scanned_at DESC", ("/" + unique,))
 
     def records(self) -> list[Record]:
         """Every record, oldest scan first."""
-        rows = self.conn.execute(
-            "SELECT content_hash, model_id, action, mailbox, folder, key, score, verdict, outcome"
-            " FROM scored ORDER BY scanned_at"
-        ).fetchall()
-        return [Record(*row) for row in rows]
+        return self._records("ORDER BY scanned_at")
+
+    def _records(self, clause: str, args: tuple[Any, ...] = ()) -> list[Record]:
+        """Records of the `scored` table selected by a WHERE/ORDER BY clause."""
+        sql = f"SELECT {_RECORD_COLUMNS} FROM scored {clause}"
+        return [Record(*row) for row in self.conn.execute(sql, args).fetchall()]
 
     def relocate(self, content_hash: str, folder: str, key: str) -> None:
         """Note where a scored message is now (every model's record of it)."""
