@@ -97,9 +97,9 @@ class Engine:
     @classmethod
     def load(cls, path: Path | None = None, **kwargs: object) -> Engine:
         """Load `path`; when None, the model `retrain` installed, else the bundled one."""
-        from mailfilter.model_store import installed_model_path
+        from mailfilter.model_store import active_model_path
 
-        path = path or installed_model_path() or bundled_checkpoint_path()
+        path = active_model_path(path)
         if not path.exists():
             raise EngineError(
                 f"model not found: {path} "
