@@ -21,6 +21,7 @@ import torch
 from mailfilter.engine import pick_device
 from models.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
 from models.classifier import GPTClassifier, Trainable
+from models.gpt import GPT
 from models.hf_import import classifier_from_gpt2
 from models.tokenizer import encode_batch
 from training.base_model import RandomSize, build_base_classifier, random_config
@@ -180,11 +181,8 @@ def _initial_model(
     cfg = preset.pretrain
     if pretrain_minutes is not None:
         cfg = replace(cfg, max_minutes=pretrain_minutes)
-    # Long messages are cut so a few newsletters do not dominate the language model's diet.
-    cut = [ids[:PRETRAIN_TOKENS_PER_MESSAGE] for ids in train_ids]
-    val_cut = [ids[:PRETRAIN_TOKENS_PER_MESSAGE] for ids in val_ids]
-    lm, history = pretrain(random_config(shape, token_map), cut, val_cut, cfg,
-                           out_dir / "pretrain.safetensors", token_map, dev, progress)
+    lm, history = _pretrain_lm(shape, token_map, train_ids, val_ids, cfg,
+                               out_dir / "pretrain.safetensors", dev, progress)
     report = {"config": asdict(cfg), "steps": history.steps[-1] if history.steps else 0,
               "val_loss": history.val_loss[-1] if history.val_loss else None,
               "seconds": round(history.seconds, 1)}
@@ -200,11 +198,22 @@ def pretrain_on_paths(
     train_ids = encode_batch([e.text for e in splits["train"]])
     val_ids = encode_batch([e.text for e in splits["val"]]) or train_ids[:1]
     token_map = build_token_map(train_ids, vocab_size, min_count=3)
-    config = random_config(RandomSize.parse(size), token_map)
+    _, history = _pretrain_lm(RandomSize.parse(size), token_map, train_ids, val_ids, cfg, out,
+                              pick_device(device))
+    return history
+
+
+def _pretrain_lm(
+    shape: RandomSize, token_map: torch.Tensor | None, train_ids: list[list[int]],
+    val_ids: list[list[int]], cfg: PretrainConfig, out: Path, dev: torch.device,
+    progress: bool = True,
+) -> tuple[GPT, PretrainHistory]:
+    """Pretrain (or resume) a fresh language model of this shape on the messages' token ids."""
+    # Long messages are cut so a few newsletters do not dominate the language model's diet.
     cut = [ids[:PRETRAIN_TOKENS_PER_MESSAGE] for ids in train_ids]
     val_cut = [ids[:PRETRAIN_TOKENS_PER_MESSAGE] for ids in val_ids]
-    _, history = pretrain(config, cut, val_cut, cfg, out, token_map, pick_device(device))
-    return history
+    return pretrain(random_config(shape, token_map), cut, val_cut, cfg, out, token_map, dev,
+                    progress)
 
 
 def _headline(m: dict[str, Any]) -> dict[str, Any]:
