@@ -34,6 +34,7 @@ from typing import Any
 import torch
 from safetensors import safe_open
 
+from mailfilter.engine import pick_device
 from mailfilter.learning import retrain_pending
 from mailfilter.model_store import ModelStore
 from mailfilter.state import Label, State
@@ -225,12 +226,6 @@ def _both(holdout: Metrics, replay: Metrics | None) -> dict[str, Any]:
     return out
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def retrain(
     state: State,
     store: ModelStore,
@@ -274,7 +269,7 @@ def retrain(
     model = ckpt.model
     if not isinstance(model, GPTClassifier):
         raise RetrainError(f"{base} is a language model, not a spam classifier")
-    meta, dev = ckpt.meta, _device(cfg.device)
+    meta, dev = ckpt.meta, pick_device(cfg.device)
     model.to(dev)
     held_set = TokenizedSet(held_ex, meta.max_length)
     val_set = TokenizedSet(replay.val, meta.max_length) if replay.val else None
@@ -300,10 +295,7 @@ def retrain(
     r_cur = compute_metrics(val_set.labels, cur_val, meta.threshold) if val_set else None
     r_new = compute_metrics(val_set.labels, new_val, threshold) if val_set else None
     result.threshold = threshold
-    result.current = {"holdout": _headline(m_cur)} | ({"replay": _headline(r_cur)} if r_cur else {})
-    result.candidate = {"holdout": _headline(m_new)} | (
-        {"replay": _headline(r_new)} if r_new else {}
-    )
+    result.current, result.candidate = _both(m_cur, r_cur), _both(m_new, r_new)
     reasons = worse_reasons(m_cur, m_new, cfg.auc_tolerance, r_cur, r_new, cfg.forget_tolerance)
     report = {"labels": result.labels, "current": result.current, "candidate": result.candidate}
     if reasons:
