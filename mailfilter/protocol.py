@@ -67,6 +67,7 @@ class Answer:
 
 
 def _env_dir(var: str, fallback: str) -> str:
+    # settings.xdg_dir's rule, as a string: the client imports neither settings nor pathlib.
     return os.environ.get(var) or os.path.join(os.path.expanduser("~"), fallback)
 
 
