@@ -44,14 +44,11 @@ from bench.peerlib.corpus import write_messages
 from mailfilter.learning import learn, model_text
 from mailfilter.model_store import ModelStore
 from mailfilter.state import State
-from models.checkpoint import load_checkpoint
 from training.corpora.dedupe import dedupe
 from training.corpora.example import HAM, SPAM, Example
 from training.corpora.raw import RawExample, read_raw_corpus
 from training.corpora.split import split_examples
-from training.data import TokenizedSet
-from training.finetune import predict
-from training.metrics import compute_metrics
+from training.job import evaluate_examples
 from training.presets import DEFAULT
 from training.retrain import RetrainConfig, retrain, sample_replay
 
@@ -108,11 +105,8 @@ def read_all(data: Path) -> dict[str, list[RawExample]]:
 
 def evaluate(path: Path, items: list[Example]) -> tuple[int, int, float, float]:
     """FP, FN and ROC AUC of a checkpoint at its own threshold, and that threshold."""
-    ckpt = load_checkpoint(path)
-    data = TokenizedSet(items, ckpt.meta.max_length)
-    scores = predict(ckpt.model, data, torch.device("cpu"))  # type: ignore[arg-type]
-    m = compute_metrics(data.labels, scores, ckpt.meta.threshold)
-    return m.fp, m.fn, m.roc_auc, ckpt.meta.threshold
+    m = evaluate_examples(path, items)
+    return m.fp, m.fn, m.roc_auc, m.threshold
 
 
 def bogo_errors(bogo: Bogofilter, files: list[Path], labels: list[int]) -> tuple[int, int]:

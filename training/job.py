@@ -32,7 +32,7 @@ from training.corpora.mailbox_folders import is_maildir, is_mbox, read_mail_fold
 from training.corpora.split import balance_by_undersampling, book_split, split_examples
 from training.data import TokenizedSet
 from training.finetune import FinetuneConfig, History, finetune, predict
-from training.metrics import choose_threshold, compute_metrics
+from training.metrics import Metrics, choose_threshold, compute_metrics
 from training.presets import Preset
 from training.pretrain import PretrainConfig, PretrainHistory, pretrain
 from training.vocab import build_token_map
@@ -232,15 +232,20 @@ def evaluate_checkpoint(
     checkpoint: Path, data: list[Path], split: str | None = None, device: str = "cpu"
 ) -> dict[str, Any]:
     """Score corpora with a checkpoint at its own threshold; optionally only one stable split."""
+    examples, _ = dedupe(load_examples(data))
+    if split is not None:
+        examples = split_examples(examples)[split]
+    metrics = evaluate_examples(checkpoint, examples, device).to_dict()
+    return {"checkpoint": str(checkpoint), "data": [str(p) for p in data], "split": split,
+            "metrics": metrics}
+
+
+def evaluate_examples(checkpoint: Path, examples: list[Example], device: str = "cpu") -> Metrics:
+    """A classifier checkpoint's metrics on these examples, at its own threshold."""
     ckpt = load_checkpoint(checkpoint, device)
     model = ckpt.model
     if not isinstance(model, GPTClassifier):
         raise TrainingError(f"{checkpoint} is a language model, not a classifier")
-    examples, _ = dedupe(load_examples(data))
-    if split is not None:
-        examples = split_examples(examples)[split]
     tokenized = TokenizedSet(examples, ckpt.meta.max_length)
     scores = predict(model, tokenized, torch.device(device))
-    metrics = compute_metrics(tokenized.labels, scores, ckpt.meta.threshold).to_dict()
-    return {"checkpoint": str(checkpoint), "data": [str(p) for p in data], "split": split,
-            "metrics": metrics}
+    return compute_metrics(tokenized.labels, scores, ckpt.meta.threshold)
