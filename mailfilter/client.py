@@ -18,7 +18,6 @@ Its few settings come from flags, then `MAILFILTER_SOCKET_PATH`, `MAILFILTER_STR
 from __future__ import annotations
 
 import _socket  # the C module: `socket` (with `selectors`) costs ~5 ms a message to import
-import argparse
 import io
 import os
 import sys
@@ -192,23 +191,105 @@ def check(
     return FilterResult(raw, error=f"daemon: {answer.reason}")
 
 
-class _Formatter(argparse.HelpFormatter):
-    """argparse's formatter with the width from `os`: its own default imports `shutil` (and
-    with it bz2 and lzma) to ask the terminal, about 20 ms of every piped message."""
+class Args:
+    """The parsed command line: what `argparse` gives, without importing it on the fast path."""
 
-    def __init__(self, prog: str) -> None:
-        try:
-            width = os.get_terminal_size(sys.stderr.fileno()).columns - 2
-        except (OSError, ValueError, AttributeError):  # not a terminal, closed, or None
-            width = int(os.environ["COLUMNS"]) if os.environ.get("COLUMNS", "").isdigit() else 78
-        super().__init__(prog, width=max(40, width))
+    __slots__ = (
+        "config",
+        "exit_code",
+        "fallback",
+        "passthrough",
+        "socket",
+        "strict",
+        "timeout",
+        "verbose",
+    )
+
+    def __init__(self) -> None:
+        self.socket: str | None = None
+        self.config: str | None = None
+        self.timeout: float | None = None
+        self.strict: bool | None = None
+        self.exit_code = False
+        self.passthrough = True
+        self.fallback = True
+        self.verbose = 0
+
+    def as_dict(self) -> dict[str, object]:
+        return {name: getattr(self, name) for name in self.__slots__}
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+_FLAGS = {  # flag: (attribute, value), for the flags that take no value
+    "--strict": ("strict", True),
+    "--exit-code": ("exit_code", True),
+    "--passthrough": ("passthrough", True),
+    "--no-passthrough": ("passthrough", False),
+    "--fallback": ("fallback", True),
+    "--no-fallback": ("fallback", False),
+}
+_VALUED = {"--socket": "socket", "--config": "config", "-c": "config", "--timeout": "timeout"}
+
+
+def _quick_parse(argv: Sequence[str]) -> Args | None:
+    """The exact spellings a procmail recipe uses (`--exit-code`, `--socket=PATH`, `-v`), parsed
+    without argparse; None for anything else (help, abbreviations, errors), which goes to
+    argparse. argparse and its `re` and `gettext` imports cost ~15 ms of every piped message.
+    tests/mailfilter/test_client.py checks that both parsers agree."""
+    args = Args()
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if arg in _FLAGS:
+            name, value = _FLAGS[arg]
+            setattr(args, name, value)
+            continue
+        if arg in ("-v", "--verbose"):
+            args.verbose += 1
+            continue
+        flag, eq, text = arg.partition("=")
+        if eq and flag.startswith("--") and flag in _VALUED:
+            pass
+        elif arg in _VALUED and i < len(argv) and not argv[i].startswith("-"):
+            flag, text = arg, argv[i]
+            i += 1
+        else:
+            return None
+        if _VALUED[flag] == "timeout":
+            try:
+                args.timeout = float(text)
+            except ValueError:
+                return None
+        else:
+            setattr(args, _VALUED[flag], text)
+    return args
+
+
+def parse_args(argv: Sequence[str] | None) -> Args:
     """The command line (a bad one exits 2 before stdin is read; procmail keeps its copy)."""
+    words = sys.argv[1:] if argv is None else list(argv)
+    quick = _quick_parse(words)
+    return quick if quick is not None else _argparse(words)
+
+
+def _argparse(argv: Sequence[str]) -> Args:
+    import argparse
+
+    class Formatter(argparse.HelpFormatter):
+        """argparse's formatter with the width from `os`: its own default imports `shutil` (and
+        with it bz2 and lzma) to ask the terminal's width."""
+
+        def __init__(self, prog: str) -> None:
+            try:
+                width = os.get_terminal_size(sys.stderr.fileno()).columns - 2
+            except (OSError, ValueError, AttributeError):  # not a terminal, closed, or None
+                columns = os.environ.get("COLUMNS", "")
+                width = int(columns) if columns.isdigit() else 78
+            super().__init__(prog, width=max(40, width))
+
     p = argparse.ArgumentParser(
         prog="mailfilter-client",
-        formatter_class=_Formatter,
+        formatter_class=Formatter,
         description="Filter one message (stdin → stdout) through the mailfilter daemon.",
         epilog="Exit status: 0, or with --exit-code 0 spam, 1 ham, 2 unsure or not scored, "
         "3 error. On an error the message goes out unchanged (exit 0), or with --strict with "
@@ -232,7 +313,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="score in this process when no daemon runs (default); --no-fallback: fail open",
     )
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
-    return p.parse_args(argv)
+    return p.parse_args(argv, namespace=Args())
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -8,16 +8,13 @@ returns `raw` byte for byte when `raw` carried none of our headers.
 
 from __future__ import annotations
 
-import re
-from functools import lru_cache
-
-TYPE_CHECKING = False  # the thin client imports this module: no typing, no dataclasses
+TYPE_CHECKING = False  # the thin client imports this module: no typing, no dataclasses, no re
 if TYPE_CHECKING:
     from mailfilter.verdict import Verdict
 
 OUR_HEADERS = ("X-Spam-Flag", "X-Spam-Status", "X-Spam-Level", "X-Mailfilter-Score")
 _OURS = frozenset(h.lower().encode() for h in OUR_HEADERS)
-_FIELD = re.compile(rb"([!-9;-~]+)[ \t]*:")  # a header field name: printable ASCII, no colon
+_NAME_BYTES = bytes(range(33, 127))  # a field name: printable ASCII without space (or colon)
 _PREFIX_PARAM = b" prefix="
 _MAX_PREFIX = 64
 
@@ -26,15 +23,30 @@ class HeaderError(Exception):
     """A configured header value (the subject prefix) cannot be written into mail."""
 
 
-@lru_cache(maxsize=1)
+_version: list[str] = []
+
+
 def mailfilter_version() -> str:
     """The installed mailfilter version, for `X-Spam-Status: ... version=`."""
-    from importlib.metadata import PackageNotFoundError, version
+    if not _version:
+        from importlib.metadata import PackageNotFoundError, version
 
-    try:
-        return version("mailfilter")
-    except PackageNotFoundError:
-        return "0"
+        try:
+            _version.append(version("mailfilter"))
+        except PackageNotFoundError:
+            _version.append("0")
+    return _version[0]
+
+
+def field_name(line: bytes) -> bytes | None:
+    """The name of the header field `line` starts, as written, or None when it starts none:
+    `Name:` or `Name <blanks>:`, the name printable ASCII without spaces or colons. (Byte
+    methods, not `re`: the thin client imports this module for every message.)"""
+    colon = line.find(b":")
+    name = line[:colon].rstrip(b" \t") if colon > 0 else b""
+    if not name or name.translate(None, _NAME_BYTES):
+        return None
+    return name
 
 
 def check_subject_prefix(prefix: str | None) -> str | None:
@@ -72,12 +84,12 @@ def _fields(lines: list[bytes], end: int) -> list[tuple[int, int, bytes | None]]
     out: list[tuple[int, int, bytes | None]] = []
     i = 0
     while i < end:
-        match = _FIELD.match(lines[i])
+        name = field_name(lines[i])
         j = i + 1
-        if match:
+        if name is not None:
             while j < end and lines[j][:1] in (b" ", b"\t"):
                 j += 1
-        out.append((i, j, match.group(1).lower() if match else None))
+        out.append((i, j, name.lower() if name is not None else None))
         i = j
     return out
 
@@ -106,7 +118,7 @@ def looks_like_message(raw: bytes) -> bool:
     lines = _split_lines(raw[:65536])
     if lines and lines[0].startswith(b"From "):
         lines = lines[1:]
-    if not lines or not _FIELD.match(lines[0]):
+    if not lines or field_name(lines[0]) is None:
         return False
     end, _ = _header_end(lines)
     return not any(b"\0" in line for line in lines[:end])

@@ -14,10 +14,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mailfilter.client import (
     ClientConfig,
     NoDaemonError,
+    _argparse,
+    _quick_parse,
     ask_daemon,
     check,
     load_client_config,
@@ -54,13 +58,90 @@ def test_the_clients_happy_path_imports_no_slow_standard_modules() -> None:
     what site-packages' .pth files import does not hide them."""
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]); import mailfilter.client as c; "
-        "c.parse_args(['--socket', '/nowhere.sock']); "
+        "c.parse_args(['--socket', '/nowhere.sock', '--exit-code', '-v']); "
         "slow = [m for m in ('logging', 'dataclasses', 'typing', 'inspect', 'socketserver', "
-        "'threading', 'email', 'tomllib', 'pathlib', 'shutil', 'socket', 'selectors') "
+        "'threading', 'email', 'tomllib', 'pathlib', 'shutil', 'socket', 'selectors', "
+        "'argparse', 're', 'gettext', 'enum') "
         "if m in sys.modules]; "
         "assert not slow, slow"
     )
     subprocess.run([sys.executable, "-S", "-c", code, str(REPO)], check=True, timeout=60)
+
+
+def test_the_installed_script_imports_no_re(tmp_path: Path, server: MailfilterServer) -> None:
+    """bin/mailfilter-client is what `pip install` puts on PATH; pip's entry-point wrapper would
+    import `re` (and argparse would pull in `re` and `gettext`) on every piped message."""
+    env = {"PYTHONPATH": str(REPO), "PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)}
+    done = subprocess.run(
+        [
+            sys.executable, "-S", "-X", "importtime", str(REPO / "bin" / "mailfilter-client"),
+            "--exit-code", f"--socket={tmp_path / 'run' / 'mf.sock'}",
+        ],
+        input=HAM, capture_output=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr[-2000:]  # --exit-code: ham
+    assert strip_our_headers(done.stdout) == HAM != done.stdout
+    imported = {
+        line.rsplit("|", 1)[-1].strip()
+        for line in done.stderr.decode().splitlines()
+        if line.startswith("import time:")
+    }
+    assert "mailfilter.client" in imported
+    assert not imported & {"re", "argparse", "gettext", "logging", "torch"}, imported
+
+
+_WORDS = [
+    "--strict",
+    "--exit-code",
+    "--passthrough",
+    "--no-passthrough",
+    "--fallback",
+    "--no-fallback",
+    "-v",
+    "--verbose",
+    "-vv",
+    "--socket",
+    "--socket=/s",
+    "--socket=",
+    "--config",
+    "-c",
+    "--config=a.toml",
+    "-c=b",
+    "--timeout",
+    "--timeout=2.5",
+    "--timeout=x",
+    "--sock",
+    "--exit",
+    "--",
+    "/path",
+    "3",
+    "-5",
+    "",
+    "x=y",
+    "-h",
+]
+
+
+@given(st.lists(st.sampled_from(_WORDS), max_size=6))
+def test_the_fast_argument_path_agrees_with_argparse(argv: list[str]) -> None:
+    """Whatever _quick_parse accepts, argparse parses the same way; the rest goes to argparse."""
+    quick = _quick_parse(argv)
+    if quick is None:
+        return
+    assert quick.as_dict() == _argparse(argv).as_dict()
+
+
+def test_the_fast_argument_path_takes_what_recipes_use() -> None:
+    for argv in (
+        [],
+        ["--exit-code"],
+        ["--socket", "/run/mf.sock", "--strict"],
+        ["-c", "x.toml", "-v"],
+        ["--timeout=5", "--no-fallback", "--no-passthrough", "--exit-code"],
+    ):
+        quick = _quick_parse(argv)
+        assert quick is not None, argv
+        assert quick.as_dict() == _argparse(argv).as_dict()
 
 
 # --- against an in-process server with a fake model -------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 from mailfilter.headers import (
     HeaderError,
     check_subject_prefix,
+    field_name,
     looks_like_message,
     spam_level,
     strip_our_headers,
@@ -205,3 +207,28 @@ def test_subject_prefix_must_be_printable_ascii() -> None:
     for bad in ("[SPÄM]", "a\nb", "x" * 65):
         with pytest.raises(HeaderError):
             check_subject_prefix(bad)
+
+
+_FIELD_RE = re.compile(rb"([!-9;-~]+)[ \t]*:")  # RFC 5322 field name, then optional blanks
+
+
+@given(
+    st.binary(max_size=40)
+    | st.lists(
+        st.sampled_from(
+            [b"Subject", b"X-Spam", b" ", b"\t", b":", b"\x7f", b"\x80", b"a b", b"\r\n", b"", b"~"]
+        ),
+        max_size=6,
+    ).map(b"".join)
+)
+def test_field_name_is_the_rfc_5322_field_name_pattern(line: bytes) -> None:
+    match = _FIELD_RE.match(line)
+    assert field_name(line) == (match.group(1) if match else None)
+
+
+def test_field_name_examples() -> None:
+    assert field_name(b"Subject: hi\n") == b"Subject"
+    assert field_name(b"X-Old-Style \t: yes\n") == b"X-Old-Style"
+    assert field_name(b"From someone@example.org Mon Jan  1\n") is None
+    assert field_name(b": no name\n") is None
+    assert field_name(b" continued: line\n") is None
