@@ -317,7 +317,7 @@ def _argparse(argv: Sequence[str]) -> Args:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Console-script entry point: filter stdin to stdout and exit with the filter's status."""
+    """Entry point of `bin/mailfilter-client`: stdin to stdout, exit with the filter's status."""
     args = parse_args(argv)
     level = {0: lazylog.WARNING, 1: lazylog.INFO}.get(args.verbose, lazylog.DEBUG)
 
