@@ -7,6 +7,7 @@ import math
 import random
 import time
 from dataclasses import dataclass, field
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -40,6 +41,9 @@ class FinetuneConfig:
     # Every this many steps (and at the end) score the whole validation split and, at the end,
     # keep the weights with the best validation ROC AUC (early stopping); None: the last weights.
     keep_best_every: int | None = None
+    # An exponential moving average of the weights (decay per step) is what training returns,
+    # and what keep_best_every checks; None: the weights themselves.
+    ema_decay: float | None = None
 
 
 @dataclass
@@ -136,6 +140,8 @@ def finetune(
         total = min(total, cfg.max_steps)
     history = History(total_steps=total)
     best: dict[str, torch.Tensor] | None = None
+    ema = _averaged(model, cfg.ema_decay)
+    scored = model if ema is None else cast(GPTClassifier, ema.module)  # what is checked
     step = seen = 0
     start = time.perf_counter()
     bar = tqdm(total=total, desc="fine-tune", unit="step", disable=not progress, leave=False)
@@ -151,11 +157,13 @@ def finetune(
             if cfg.grad_clip:
                 torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             optimizer.step()
+            if ema is not None:
+                ema.update_parameters(model)
             step += 1
             seen += len(batch.labels)
             bar.update(1)
             if cfg.keep_best_every and (step % cfg.keep_best_every == 0 or step == total):
-                best = _check_best(model, val, device, step, history, best)
+                best = _check_best(scored, val, device, step, history, best)
             if step % cfg.eval_every == 0:
                 tl, vl = _mean_loss(model, train, cfg, device), _mean_loss(model, val, cfg, device)
                 history.steps.append(step)
@@ -177,6 +185,9 @@ def finetune(
         if step >= total:
             break
     bar.close()
+    if ema is not None and best is None:
+        model.load_state_dict(ema.module.state_dict())
+        log.info("using the moving average of the weights (decay %s)", cfg.ema_decay)
     if best is not None:
         model.load_state_dict(best)
         log.info("kept the weights of step %s (validation ROC AUC %.5f)", history.best_step,
@@ -184,6 +195,18 @@ def finetune(
     history.seconds = time.perf_counter() - start
     model.eval()
     return history
+
+
+def _averaged(
+    model: GPTClassifier, decay: float | None
+) -> torch.optim.swa_utils.AveragedModel | None:
+    """An exponential moving average of `model`'s parameters, or None for no averaging."""
+    if decay is None:
+        return None
+    if not 0.0 < decay < 1.0:
+        raise ValueError(f"ema_decay must be between 0 and 1: {decay}")
+    multi = torch.optim.swa_utils.get_ema_multi_avg_fn(decay)
+    return torch.optim.swa_utils.AveragedModel(model, multi_avg_fn=multi)
 
 
 def _check_best(

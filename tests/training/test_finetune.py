@@ -86,3 +86,27 @@ def test_keep_best_restores_the_weights_with_the_best_validation_auc() -> None:
     assert history.best_step == history.checked_steps[history.val_auc.index(max(history.val_auc))]
     kept = roc_auc(val.labels, predict(model, val, torch.device("cpu")))
     assert abs(kept - max(history.val_auc)) < 1e-9
+
+
+def test_ema_returns_the_moving_average_of_the_weights_after_each_step() -> None:
+    """With a constant learning rate, runs of 1..n steps are prefixes of one another, so the
+    average can be computed from them: e_1 = w_1, e_k = d * e_(k-1) + (1 - d) * w_k."""
+    train = TokenizedSet(_synthetic(), max_length=64)
+
+    def run(steps: int, decay: float | None) -> dict[str, torch.Tensor]:
+        torch.manual_seed(0)
+        model = GPTClassifier(GPTConfig(n_layer=1, n_head=2, n_embd=16, block_size=64))
+        cfg = FinetuneConfig(epochs=1, batch_size=8, lr=1e-2, weight_decay=0.0, eval_every=100,
+                             epoch_eval=False, max_steps=steps, ema_decay=decay)
+        finetune(model, train, train, cfg, torch.device("cpu"), progress=False)
+        return {k: v.clone() for k, v in model.named_parameters()}
+
+    decay = 0.6
+    weights = [run(k, None) for k in (1, 2, 3)]
+    expected = weights[0]
+    for w in weights[1:]:
+        expected = {k: decay * expected[k] + (1 - decay) * w[k] for k in w}
+    got = run(3, decay)
+    assert not torch.allclose(got["head.weight"], weights[-1]["head.weight"])
+    for k, v in got.items():
+        assert torch.allclose(v, expected[k], atol=1e-6), k
