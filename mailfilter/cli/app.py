@@ -64,6 +64,22 @@ def is_user_error(exc: BaseException) -> bool:
     return ours or isinstance(exc, OSError)
 
 
+def _usage_errors() -> tuple[type[Exception], ...]:
+    """click's error classes: typer 0.2x vendors click (`typer.TyperException` is their base),
+    older typer uses the `click` package itself."""
+    kinds: list[type[Exception]] = []
+    vendored = getattr(typer, "TyperException", None)
+    if vendored is not None:
+        kinds.append(vendored)
+    try:
+        import click
+    except ImportError:  # pragma: no cover - typer 0.2x does not need it
+        pass
+    else:
+        kinds.append(click.exceptions.ClickException)
+    return tuple(kinds)
+
+
 def main() -> None:
     """Console-script entry point: run the app, turning errors into one line and an exit code."""
     import mailfilter.cli  # noqa: F401  (registers the commands)
@@ -77,14 +93,12 @@ def main() -> None:
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
         sys.exit(130)
+    except typer.Abort:
+        sys.exit(130)
     except Exception as e:
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.Abort):
-            sys.exit(130)
+        if isinstance(e, _usage_errors()):  # bad flags or arguments: click's message, exit 2
+            e.show()  # type: ignore[attr-defined]
+            sys.exit(getattr(e, "exit_code", EXIT_USER_ERROR))
         if debug:
             raise
         if is_user_error(e):

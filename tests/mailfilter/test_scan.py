@@ -421,6 +421,17 @@ def test_bad_flags_are_usage_errors() -> None:
     assert result.exit_code == 2
 
 
+@pytest.mark.parametrize(
+    "args", [["scan", "x", "--bogus"], ["scan", "x", "--action", "delete"], ["nosuchcommand"]]
+)
+def test_the_console_script_reports_bad_flags_as_usage_errors(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], args: list[str]
+) -> None:
+    assert exit_code_of_main(monkeypatch, *args) == 2
+    err = capsys.readouterr().err
+    assert "internal error" not in err and ("No such" in err or "Invalid value" in err), err
+
+
 def test_mail_the_user_labeled_is_left_alone_even_by_a_new_model(tmp_path: Path) -> None:
     from mailfilter.state import Label, content_hash
 
