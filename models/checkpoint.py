@@ -18,12 +18,14 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from models.classifier import GPTClassifier, Pooling
+from models.ensemble import GPTEnsemble
 from models.gpt import GPT, GPTConfig
 from models.tokenizer import BPE_SHA256, TOKENIZER_NAME
 
 FORMAT = "mailfilter-checkpoint"
 SCHEMA = "1"
 KINDS = ("classifier", "lm")
+MAX_MEMBERS = 8
 
 
 class CheckpointError(Exception):
@@ -42,6 +44,7 @@ class CheckpointMeta:
     threshold: float = 0.5
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    members: int = 1  # >1: a GPTEnsemble of that many classifiers of this config
 
     def to_metadata(self) -> dict[str, str]:
         """The str->str header safetensors stores."""
@@ -58,7 +61,7 @@ class CheckpointMeta:
             "threshold": repr(float(self.threshold)),
             "training": json.dumps(self.training, sort_keys=True),
             "metrics": json.dumps(self.metrics, sort_keys=True),
-        }
+        } | ({"members": str(self.members)} if self.members != 1 else {})
 
     @classmethod
     def from_metadata(cls, md: dict[str, str]) -> CheckpointMeta:
@@ -79,6 +82,7 @@ class CheckpointMeta:
                 threshold=float(md["threshold"]),
                 training=json.loads(md.get("training", "{}")),
                 metrics=json.loads(md.get("metrics", "{}")),
+                members=int(md.get("members", "1")),
             )
         except (KeyError, ValueError, TypeError) as e:
             raise CheckpointError(f"checkpoint metadata is invalid: {e}") from e
@@ -86,6 +90,10 @@ class CheckpointMeta:
             raise CheckpointError(f"unknown checkpoint kind {meta.kind!r}")
         if meta.pooling not in ("last_real", "last_position"):
             raise CheckpointError(f"unknown pooling {meta.pooling!r}")
+        if not 1 <= meta.members <= MAX_MEMBERS:
+            raise CheckpointError(f"members {meta.members} outside 1..{MAX_MEMBERS}")
+        if meta.members > 1 and (meta.kind != "classifier" or len(meta.labels) != 2):
+            raise CheckpointError("only two-class classifiers can be ensembles")
         if not 0 < meta.max_length <= meta.config.block_size:
             raise CheckpointError(f"max_length {meta.max_length} outside 1..block_size")
         return meta
@@ -161,6 +169,11 @@ def build_model(meta: CheckpointMeta) -> torch.nn.Module:
     if meta.kind == "lm":
         return GPT(meta.config)
     pooling: Pooling = "last_real" if meta.pooling == "last_real" else "last_position"
+    if meta.members > 1:
+        return GPTEnsemble(
+            [GPTClassifier(meta.config, 2, pooling) for _ in range(meta.members)],
+            spam_index=list(meta.labels).index("spam") if "spam" in meta.labels else 1,
+        )
     return GPTClassifier(meta.config, num_classes=len(meta.labels), pooling=pooling)
 
 

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from models.classifier import GPTClassifier
+from models.ensemble import GPTEnsemble
 from models.gpt import set_dropout
 from training.data import Batch, TokenizedSet, batches, num_batches
 from training.metrics import roc_auc
@@ -87,7 +88,10 @@ def _mean_loss(
 
 @torch.no_grad()
 def predict(
-    model: GPTClassifier, data: TokenizedSet, device: torch.device, batch_size: int = 32
+    model: GPTClassifier | GPTEnsemble,
+    data: TokenizedSet,
+    device: torch.device,
+    batch_size: int = 32,
 ) -> list[float]:
     """p(class 1) for every example, in the dataset's order."""
     was_training = model.training

@@ -21,6 +21,7 @@ import torch
 from mailfilter.engine import pick_device
 from models.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
 from models.classifier import GPTClassifier, Trainable
+from models.ensemble import GPTEnsemble
 from models.gpt import GPT
 from models.hf_import import classifier_from_gpt2
 from models.tokenizer import encode_batch
@@ -244,7 +245,7 @@ def evaluate_examples(checkpoint: Path, examples: list[Example], device: str = "
     """A classifier checkpoint's metrics on these examples, at its own threshold."""
     ckpt = load_checkpoint(checkpoint, device)
     model = ckpt.model
-    if not isinstance(model, GPTClassifier):
+    if not isinstance(model, GPTClassifier | GPTEnsemble):
         raise TrainingError(f"{checkpoint} is a language model, not a classifier")
     tokenized = TokenizedSet(examples, ckpt.meta.max_length)
     scores = predict(model, tokenized, torch.device(device))

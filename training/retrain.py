@@ -267,6 +267,11 @@ def retrain(
 
     ckpt = load_checkpoint(base)
     model = ckpt.model
+    if ckpt.meta.members > 1:
+        raise RetrainError(
+            f"{base} is an ensemble of {ckpt.meta.members} models; retraining ensembles is not "
+            "supported: retrain a single model (`mailfilter train`) and use it as the checkpoint"
+        )
     if not isinstance(model, GPTClassifier):
         raise RetrainError(f"{base} is a language model, not a spam classifier")
     meta, dev = ckpt.meta, pick_device(cfg.device)

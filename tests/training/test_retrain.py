@@ -294,3 +294,23 @@ def test_the_active_model_is_the_configured_then_the_installed_then_the_bundled(
         active_model_path(tmp_path / "mine.safetensors", store.root)
         == tmp_path / "mine.safetensors"
     )
+
+
+def test_an_ensemble_is_not_retrained_and_stays_in_place(
+    state: State, store: ModelStore, tmp_path: Path
+) -> None:
+    from models.checkpoint import CheckpointMeta, save_checkpoint
+    from models.classifier import GPTClassifier
+    from models.ensemble import GPTEnsemble
+    from models.gpt import GPTConfig
+    from training.retrain import RetrainError
+
+    cfg = GPTConfig(n_layer=1, n_head=2, n_embd=16, block_size=64)
+    ens = GPTEnsemble([GPTClassifier(cfg), GPTClassifier(cfg)])
+    path = save_checkpoint(ens, CheckpointMeta(config=cfg, max_length=64, members=2),
+                           tmp_path / "ens.safetensors")
+    before = sha(path)
+    state.add_labels(labels_for(40))
+    with pytest.raises(RetrainError, match="ensemble of 2 models"):
+        retrain(state, store, path, FAST)
+    assert sha(path) == before and not store.current.exists()

@@ -1,0 +1,95 @@
+"""`combine`: members of one shape become an ensemble checkpoint with a validation threshold."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from mailfilter.cli.app import app
+from mailfilter.engine import Engine
+from models.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
+from models.classifier import GPTClassifier
+from models.ensemble import GPTEnsemble
+from models.gpt import GPTConfig
+from training.corpora.example import HAM, SPAM, Example
+from training.data import TokenizedSet
+from training.ensemble import EnsembleError, combine
+from training.finetune import FinetuneConfig, finetune, predict
+
+CFG = GPTConfig(n_layer=1, n_head=2, n_embd=16, block_size=64)
+
+
+def examples() -> list[Example]:
+    out = []
+    for i in range(30):
+        out.append(
+            Example(f"Subject: claim your free prize {i}\n\nwinner cheap pills", SPAM, f"s{i}")
+        )
+        out.append(Example(f"Subject: meeting notes {i}\n\nsee you at lunch", HAM, f"h{i}"))
+    return out
+
+
+def trained(tmp_path: Path, seed: int, config: GPTConfig = CFG) -> Path:
+    torch.manual_seed(seed)
+    model = GPTClassifier(config)
+    data = TokenizedSet(examples(), max_length=64)
+    cfg = FinetuneConfig(
+        epochs=2,
+        batch_size=8,
+        lr=3e-3,
+        weight_decay=0.0,
+        eval_every=100,
+        epoch_eval=False,
+        seed=seed,
+    )
+    finetune(model, data, data, cfg, torch.device("cpu"), progress=False)
+    meta = CheckpointMeta(config=config, max_length=64, threshold=0.5)
+    return save_checkpoint(model, meta, tmp_path / f"m{seed}-{config.n_embd}.safetensors")
+
+
+def test_combine_writes_an_ensemble_whose_threshold_keeps_validation_fpr(tmp_path: Path) -> None:
+    a, b = trained(tmp_path, 1), trained(tmp_path, 2)
+    val = examples()
+    meta = combine([a, b], tmp_path / "ens.safetensors", val, max_fpr=0.0)
+    loaded = load_checkpoint(tmp_path / "ens.safetensors")
+    assert isinstance(loaded.model, GPTEnsemble) and loaded.meta.members == 2
+    assert loaded.meta.threshold == meta.threshold
+    assert [m["sha256"] for m in loaded.meta.training["ensemble_of"]] == [
+        load_checkpoint(a).sha256,
+        load_checkpoint(b).sha256,
+    ]
+    scores = predict(loaded.model, TokenizedSet(val, 64), torch.device("cpu"))
+    assert not any(s >= meta.threshold for s, e in zip(scores, val, strict=True) if e.label == HAM)
+    # The engine scores with it like with any checkpoint.
+    engine = Engine.load(tmp_path / "ens.safetensors", device="cpu")
+    texts = [val[0].text, val[1].text]
+    assert engine.score_texts(texts) == pytest.approx(scores[:2], abs=1e-3)  # float16 on disk
+
+
+def test_members_of_different_shapes_are_refused(tmp_path: Path) -> None:
+    a = trained(tmp_path, 1)
+    b = trained(tmp_path, 2, GPTConfig(n_layer=1, n_head=2, n_embd=32, block_size=64))
+    with pytest.raises(EnsembleError, match="differs"):
+        combine([a, b], tmp_path / "ens.safetensors", examples(), max_fpr=0.0)
+    with pytest.raises(EnsembleError, match="at least two"):
+        combine([a], tmp_path / "ens.safetensors", examples(), max_fpr=0.0)
+    assert not (tmp_path / "ens.safetensors").exists()
+
+
+def test_the_combine_command(tmp_path: Path) -> None:
+    a, b = trained(tmp_path, 1), trained(tmp_path, 2)
+    data = tmp_path / "sms.tsv"
+    data.write_text("".join(
+        f"spam\tclaim your free prize {i} winner cheap pills\nham\tmeeting notes {i} lunch\n"
+        for i in range(60)
+    ))  # fmt: skip
+    out = tmp_path / "ens.safetensors"
+    result = CliRunner().invoke(
+        app, ["combine", str(a), str(b), "-o", str(out), "--data", str(data)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "2 members" in result.output
+    assert load_checkpoint(out).meta.members == 2

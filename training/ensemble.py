@@ -1,0 +1,81 @@
+"""Combine trained classifiers into one ensemble checkpoint, its threshold set on validation.
+
+The members must share shape, labels, context and tokenizer (one trunk size, one split); the
+threshold is chosen for the ensemble itself on the stable split's validation messages, the
+same rule a single model's training uses (`choose_threshold`, at most `max_fpr` of ham).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from models.checkpoint import Checkpoint, CheckpointMeta, load_checkpoint, save_checkpoint
+from models.classifier import GPTClassifier
+from models.ensemble import GPTEnsemble
+from training.corpora.example import Example
+from training.data import TokenizedSet
+from training.finetune import predict
+from training.metrics import choose_threshold, compute_metrics
+
+
+class EnsembleError(ValueError):
+    """The checkpoints cannot be combined (one line for the user)."""
+
+
+def _check_members(paths: list[Path], checkpoints: list[Checkpoint]) -> None:
+    if len(checkpoints) < 2:
+        raise EnsembleError("an ensemble needs at least two checkpoints")
+    first = checkpoints[0].meta
+    for path, ck in zip(paths, checkpoints, strict=True):
+        meta = ck.meta
+        if not isinstance(ck.model, GPTClassifier) or meta.members != 1:
+            raise EnsembleError(f"{path}: not a single classifier (a language model or ensemble)")
+        if meta.labels != ("ham", "spam"):
+            raise EnsembleError(f"{path}: labels {meta.labels}, expected ('ham', 'spam')")
+        same = (meta.config, meta.max_length, meta.pooling) == (
+            first.config, first.max_length, first.pooling
+        )  # fmt: skip
+        if not same:
+            raise EnsembleError(f"{path}: shape, context or pooling differs from {paths[0]}")
+
+
+def combine(
+    paths: list[Path],
+    out: Path,
+    val: list[Example],
+    max_fpr: float,
+    store_dtype: torch.dtype | None = torch.float16,
+) -> CheckpointMeta:
+    """Write the ensemble of `paths` to `out`; returns its metadata (threshold, val metrics)."""
+    checkpoints = [load_checkpoint(p) for p in paths]
+    _check_members(paths, checkpoints)
+    if not val or len({e.label for e in val}) < 2:
+        raise EnsembleError("the validation split needs both ham and spam to set a threshold")
+    first = checkpoints[0].meta
+    model = GPTEnsemble([ck.model for ck in checkpoints if isinstance(ck.model, GPTClassifier)])
+    data = TokenizedSet(val, first.max_length)
+    scores = predict(model, data, torch.device("cpu"))
+    threshold = choose_threshold(data.labels, scores, max_fpr)
+    training: dict[str, Any] = {
+        "ensemble_of": [
+            {"file": p.name, "sha256": ck.sha256, "threshold": ck.meta.threshold}
+            for p, ck in zip(paths, checkpoints, strict=True)
+        ],
+        "max_fpr": max_fpr,
+        "trainable": first.training.get("trainable", "all"),
+    }
+    meta = CheckpointMeta(
+        config=first.config,
+        labels=first.labels,
+        max_length=first.max_length,
+        pooling=first.pooling,
+        threshold=threshold,
+        training=training,
+        metrics={"val": compute_metrics(data.labels, scores, threshold).to_dict()},
+        members=len(checkpoints),
+    )
+    save_checkpoint(model, meta, out, dtype=store_dtype)
+    return meta
