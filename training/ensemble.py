@@ -25,10 +25,12 @@ class EnsembleError(ValueError):
     """The checkpoints cannot be combined (one line for the user)."""
 
 
-def _check_members(paths: list[Path], checkpoints: list[Checkpoint]) -> None:
+def _members(paths: list[Path], checkpoints: list[Checkpoint]) -> list[GPTClassifier]:
+    """The checkpoints' classifiers, once each is checked to fit the first."""
     if len(checkpoints) < 2:
         raise EnsembleError("an ensemble needs at least two checkpoints")
     first = checkpoints[0].meta
+    members = []
     for path, ck in zip(paths, checkpoints, strict=True):
         meta = ck.meta
         if not isinstance(ck.model, GPTClassifier) or meta.members != 1:
@@ -40,6 +42,8 @@ def _check_members(paths: list[Path], checkpoints: list[Checkpoint]) -> None:
         )  # fmt: skip
         if not same:
             raise EnsembleError(f"{path}: shape, context or pooling differs from {paths[0]}")
+        members.append(ck.model)
+    return members
 
 
 def combine(
@@ -51,11 +55,11 @@ def combine(
 ) -> CheckpointMeta:
     """Write the ensemble of `paths` to `out`; returns its metadata (threshold, val metrics)."""
     checkpoints = [load_checkpoint(p) for p in paths]
-    _check_members(paths, checkpoints)
+    members = _members(paths, checkpoints)
     if not val or len({e.label for e in val}) < 2:
         raise EnsembleError("the validation split needs both ham and spam to set a threshold")
     first = checkpoints[0].meta
-    model = GPTEnsemble([ck.model for ck in checkpoints if isinstance(ck.model, GPTClassifier)])
+    model = GPTEnsemble(members)
     data = TokenizedSet(val, first.max_length)
     scores = predict(model, data, torch.device("cpu"))
     threshold = choose_threshold(data.labels, scores, max_fpr)

@@ -91,9 +91,7 @@ def main() -> None:
         rc = app(standalone_mode=False)
     except typer.Exit as e:
         sys.exit(e.exit_code)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except typer.Abort:
+    except (KeyboardInterrupt, typer.Abort):
         sys.exit(130)
     except Exception as e:
         if isinstance(e, _usage_errors()):  # bad flags or arguments: click's message, exit 2
