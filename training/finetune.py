@@ -6,7 +6,7 @@ import logging
 import math
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import cast
 
 import torch
@@ -45,6 +45,11 @@ class FinetuneConfig:
     # An exponential moving average of the weights (decay per step) is what training returns,
     # and what keep_best_every checks; None: the weights themselves.
     ema_decay: float | None = None
+    # Prefix cropping: each training message is, with this probability, read only up to a
+    # random prefix (log-uniform between crop_min_tokens and its length) for that step, so that
+    # how little a message says is not itself evidence of a class. 0: off.
+    crop_prob: float = 0.0
+    crop_min_tokens: int = 8
 
 
 @dataclass
@@ -63,6 +68,17 @@ class History:
     val_accuracy: list[float] = field(default_factory=list)
     seconds: float = 0.0
     total_steps: int = 0
+
+
+def crop_lengths(
+    lengths: torch.Tensor, prob: float, min_tokens: int, rng: random.Random
+) -> torch.Tensor:
+    """Real lengths with some cut to a random prefix: the causal trunk then reads only that."""
+    out = lengths.clone()
+    for i, n in enumerate(lengths.tolist()):
+        if n > min_tokens and rng.random() < prob:
+            out[i] = round(math.exp(rng.uniform(math.log(min_tokens), math.log(n))))
+    return out
 
 
 def batch_loss(model: GPTClassifier, batch: Batch, device: torch.device) -> torch.Tensor:
@@ -134,6 +150,9 @@ def finetune(
     """Train the parameters that require grad with AdamW; evaluate as the book does."""
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
+    if not 0.0 <= cfg.crop_prob <= 1.0 or cfg.crop_min_tokens < 1:
+        raise ValueError(f"crop_prob must be in [0, 1] and crop_min_tokens >= 1: {cfg}")
+    crop_rng = random.Random(cfg.seed + 1)  # its own stream: cropping leaves the shuffle alone
     set_dropout(model, cfg.dropout)
     model.to(device).train()
     params = [p for p in model.parameters() if p.requires_grad]
@@ -156,6 +175,9 @@ def finetune(
             for group in optimizer.param_groups:
                 group["lr"] = _lr_at(step, total, cfg)
             optimizer.zero_grad(set_to_none=True)
+            if cfg.crop_prob:
+                lengths = crop_lengths(batch.lengths, cfg.crop_prob, cfg.crop_min_tokens, crop_rng)
+                batch = replace(batch, lengths=lengths)
             loss = batch_loss(model, batch, device)
             loss.backward()
             if cfg.grad_clip:

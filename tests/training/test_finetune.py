@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import random
+
+import pytest
 import torch
 
 from models.classifier import GPTClassifier
 from models.gpt import GPTConfig
 from training.corpora.example import HAM, SPAM, Example
-from training.data import TokenizedSet, batches, collate
-from training.finetune import FinetuneConfig, accuracy, finetune, predict
+from training.data import Batch, TokenizedSet, batches, collate
+from training.finetune import (
+    FinetuneConfig,
+    accuracy,
+    crop_lengths,
+    finetune,
+    predict,
+)
 
 
 def _synthetic() -> list[Example]:
@@ -110,3 +119,55 @@ def test_ema_returns_the_moving_average_of_the_weights_after_each_step() -> None
     assert not torch.allclose(got["head.weight"], weights[-1]["head.weight"])
     for k, v in got.items():
         assert torch.allclose(v, expected[k], atol=1e-6), k
+
+
+def test_crop_lengths_cuts_only_to_a_prefix_of_at_least_the_minimum() -> None:
+    rng = random.Random(0)
+    lengths = torch.tensor([3, 8, 9, 40, 256] * 200)
+    cut = crop_lengths(lengths, 1.0, 8, rng)
+    assert cut[lengths <= 8].tolist() == lengths[lengths <= 8].tolist()  # too short to cut
+    long = lengths > 8
+    assert bool(((cut[long] >= 8) & (cut[long] <= lengths[long])).all())
+    assert int((cut[lengths == 256] < 32).sum()) > 50  # log-uniform: short prefixes are common
+    assert torch.equal(crop_lengths(lengths, 0.0, 8, rng), lengths)
+    half = crop_lengths(lengths[lengths == 256], 0.5, 8, random.Random(1))
+    assert 60 < int((half < 256).sum()) < 140
+
+
+def test_finetune_crops_lengths_but_keeps_the_shuffle(monkeypatch: pytest.MonkeyPatch) -> None:
+    import training.finetune as ft
+
+    seen: list[tuple[list[int], list[int], list[int]]] = []
+    real = ft.batch_loss
+
+    def spy(model: GPTClassifier, batch: Batch, device: torch.device) -> torch.Tensor:
+        full = [int((row != 50256).sum()) for row in batch.ids]
+        seen.append((batch.labels.tolist(), batch.lengths.tolist(), full))
+        return real(model, batch, device)
+
+    monkeypatch.setattr(ft, "batch_loss", spy)
+    train = TokenizedSet(_synthetic(), max_length=64)
+
+    def run(prob: float) -> list[tuple[list[int], list[int], list[int]]]:
+        seen.clear()
+        torch.manual_seed(0)
+        model = GPTClassifier(GPTConfig(n_layer=1, n_head=2, n_embd=16, block_size=64))
+        cfg = FinetuneConfig(epochs=2, batch_size=8, eval_every=1000, epoch_eval=False,
+                             crop_prob=prob, crop_min_tokens=4)
+        finetune(model, train, train, cfg, torch.device("cpu"), progress=False)
+        return list(seen)
+
+    plain, cropped = run(0.0), run(1.0)
+    assert [labels for labels, _, _ in plain] == [labels for labels, _, _ in cropped]
+    assert all(lengths == full for _, lengths, full in plain)
+    pairs = [(n, f) for _, lengths, full in cropped for n, f in zip(lengths, full, strict=True)]
+    assert all(min(4, f) <= n <= f for n, f in pairs)
+    assert sum(n < f for n, f in pairs) > len(pairs) // 2
+
+
+def test_bad_crop_settings_are_refused() -> None:
+    model = GPTClassifier(GPTConfig(n_layer=1, n_head=2, n_embd=16, block_size=64))
+    data = TokenizedSet(_synthetic()[:8], max_length=64)
+    with pytest.raises(ValueError, match="crop_prob"):
+        finetune(model, data, data, FinetuneConfig(crop_prob=1.5), torch.device("cpu"),
+                 progress=False)
