@@ -6,6 +6,7 @@ checkpoint + metrics JSON + training-curve PNG.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -33,7 +34,7 @@ from training.corpora.mailbox_folders import is_maildir, is_mbox, read_mail_fold
 from training.corpora.split import balance_by_undersampling, book_split, split_examples
 from training.data import TokenizedSet
 from training.finetune import FinetuneConfig, History, finetune, predict
-from training.metrics import Metrics, choose_threshold, compute_metrics
+from training.metrics import Metrics, choose_threshold, compute_metrics, roc_auc
 from training.presets import Preset
 from training.pretrain import PretrainConfig, PretrainHistory, pretrain
 from training.vocab import build_token_map
@@ -138,8 +139,28 @@ def run_training(
         cfg = replace(cfg, epochs=epochs)
     if max_steps is not None:
         cfg = replace(cfg, max_steps=max_steps)
-    history = finetune(model, sets["train"], sets["val"], cfg, dev, progress=progress)
-    scores = {name: predict(model, s, dev) for name, s in sets.items() if len(s)}
+    seeds = preset.member_seeds or (cfg.seed,)
+    cfg = replace(cfg, seed=seeds[0])
+    start = copy.deepcopy(model) if len(seeds) > 1 else model
+    members: list[GPTClassifier] = []
+    histories: list[History] = []
+    for k, seed in enumerate(seeds):
+        member = model if k == 0 else copy.deepcopy(start)  # every member starts from the trunk
+        if len(seeds) > 1:
+            log.info("fine-tuning member %d of %d (seed %d)", k + 1, len(seeds), seed)
+        histories.append(
+            finetune(member, sets["train"], sets["val"], replace(cfg, seed=seed), dev, progress)
+        )
+        members.append(member)
+    history = histories[0]
+    final: GPTClassifier | GPTEnsemble = members[0] if len(members) == 1 else GPTEnsemble(members)
+    member_report = [] if len(members) == 1 else [
+        {"seed": seed, "seconds": round(h.seconds, 1)}
+        | {f"{name}_roc_auc": roc_auc(sets[name].labels, predict(m, sets[name], dev))
+           for name in ("val", "test") if len(sets[name])}
+        for seed, m, h in zip(seeds, members, histories, strict=True)
+    ]  # fmt: skip
+    scores = {name: predict(final, s, dev) for name, s in sets.items() if len(s)}
     threshold = 0.5
     if preset.max_fpr is not None:
         threshold = choose_threshold(sets["val"].labels, scores["val"], preset.max_fpr)
@@ -152,13 +173,16 @@ def run_training(
         "seconds": round(time.perf_counter() - started, 1), "torch": torch.__version__,
         "machine": f"{platform.machine()} x{os.cpu_count()}",
         "vocab_size": model.config.vocab_size, "pretrain": pretrain_report,
-    }
+    } | ({"member_seeds": list(seeds), "members": member_report} if member_report else {})
     meta = CheckpointMeta(config=model.config, max_length=length, threshold=threshold,
-                          training=training, metrics={k: _headline(v) for k, v in metrics.items()})
-    ckpt = save_checkpoint(model, meta, out_dir / "model.safetensors",
+                          training=training, metrics={k: _headline(v) for k, v in metrics.items()},
+                          members=len(members))
+    ckpt = save_checkpoint(final, meta, out_dir / "model.safetensors",
                            dtype=getattr(torch, preset.store_dtype))
     report = {"training": training, "threshold": threshold, "metrics": metrics,
               "history": asdict(history)}
+    if len(histories) > 1:
+        report["member_histories"] = [asdict(h) for h in histories[1:]]
     metrics_path = out_dir / "metrics.json"
     metrics_path.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     plot_path = _plot(history, out_dir / "training-curves.png", preset.name)
