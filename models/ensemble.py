@@ -10,6 +10,7 @@ pass per member.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 import torch.nn as nn
@@ -35,6 +36,10 @@ class GPTEnsemble(nn.Module):
         out = torch.zeros(odds.shape[0], 2, dtype=odds.dtype, device=odds.device)
         out[:, self.spam_index] = odds
         return out
+
+    def classifiers(self) -> list[GPTClassifier]:
+        """The members, typed (a ModuleList yields plain Modules)."""
+        return [cast(GPTClassifier, m) for m in self.members]
 
     def _log_odds(self, logits: torch.Tensor) -> torch.Tensor:
         return logits[:, self.spam_index] - logits[:, 1 - self.spam_index]

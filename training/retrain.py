@@ -27,7 +27,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from mailfilter.model_store import ModelStore
 from mailfilter.state import Label, State
 from models.checkpoint import CheckpointMeta, file_sha256, load_checkpoint
 from models.classifier import GPTClassifier
+from models.ensemble import GPTEnsemble
 from training.corpora.dedupe import dedupe
 from training.corpora.example import HAM, SPAM, Example
 from training.corpora.formats import read_corpus
@@ -267,13 +268,10 @@ def retrain(
 
     ckpt = load_checkpoint(base)
     model = ckpt.model
-    if ckpt.meta.members > 1:
-        raise RetrainError(
-            f"{base} is an ensemble of {ckpt.meta.members} models; retraining ensembles is not "
-            "supported: retrain a single model (`mailfilter train`) and use it as the checkpoint"
-        )
-    if not isinstance(model, GPTClassifier):
+    if not isinstance(model, GPTClassifier | GPTEnsemble):
         raise RetrainError(f"{base} is a language model, not a spam classifier")
+    # An ensemble is retrained member by member, on the same data, and judged as one model.
+    members = model.classifiers() if isinstance(model, GPTEnsemble) else [model]
     meta, dev = ckpt.meta, pick_device(cfg.device)
     model.to(dev)
     held_set = TokenizedSet(held_ex, meta.max_length)
@@ -282,13 +280,18 @@ def retrain(
     cur_val = predict(model, val_set, dev) if val_set else []
 
     trainable = meta.training.get("trainable", "all")
-    model.set_trainable(trainable, int(meta.training.get("last_blocks", 1)))
     ft = FinetuneConfig(
         epochs=cfg.epochs, batch_size=cfg.batch_size, lr=cfg.lr, weight_decay=0.1,
         eval_every=10**9, seed=cfg.seed, max_steps=cfg.max_steps, grad_clip=1.0,
         warmup_steps=min(10, len(mixed) // cfg.batch_size), epoch_eval=False,
     )  # fmt: skip
-    history = finetune(model, TokenizedSet(mixed, meta.max_length), held_set, ft, dev, progress)
+    mixed_set = TokenizedSet(mixed, meta.max_length)
+    steps, seconds = 0, 0.0
+    for k, member in enumerate(members):
+        member.set_trainable(trainable, int(meta.training.get("last_blocks", 1)))
+        history = finetune(member, mixed_set, held_set, replace(ft, seed=ft.seed + k), dev,
+                           progress)
+        steps, seconds = steps + history.total_steps, seconds + history.seconds
     new_held = predict(model, held_set, dev)
     new_val = predict(model, val_set, dev) if val_set else []
 
@@ -313,14 +316,15 @@ def retrain(
     training["max_fpr"] = max_fpr
     training["retrain"] = {
         "parent_sha256": ckpt.sha256, "label_seq": seq, "labels": result.labels,
-        "replay": result.replay, "finetune": asdict(ft), "steps": history.total_steps,
-        "seconds": round(history.seconds, 1), "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "replay": result.replay, "finetune": asdict(ft), "steps": steps,
+        "seconds": round(seconds, 1), "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "history": [*meta.training.get("retrain", {}).get("history", []), ckpt.sha256],
     }  # fmt: skip
     metrics = result.candidate
     new_meta = CheckpointMeta(
         config=meta.config, kind=meta.kind, labels=meta.labels, max_length=meta.max_length,
         pooling=meta.pooling, threshold=threshold, training=training, metrics=metrics,
+        members=meta.members,
     )  # fmt: skip
     path = store.install(model, new_meta, base, dtype=_stored_dtype(base))
     sha = file_sha256(path)

@@ -296,21 +296,28 @@ def test_the_active_model_is_the_configured_then_the_installed_then_the_bundled(
     )
 
 
-def test_an_ensemble_is_not_retrained_and_stays_in_place(
-    state: State, store: ModelStore, tmp_path: Path
+def test_an_ensemble_is_retrained_member_by_member_and_stays_an_ensemble(
+    state: State, store: ModelStore, tiny_checkpoint: Path, tmp_path: Path
 ) -> None:
-    from models.checkpoint import CheckpointMeta, save_checkpoint
     from models.classifier import GPTClassifier
     from models.ensemble import GPTEnsemble
-    from models.gpt import GPTConfig
-    from training.retrain import RetrainError
 
-    cfg = GPTConfig(n_layer=1, n_head=2, n_embd=16, block_size=64)
-    ens = GPTEnsemble([GPTClassifier(cfg), GPTClassifier(cfg)])
-    path = save_checkpoint(ens, CheckpointMeta(config=cfg, max_length=64, members=2),
-                           tmp_path / "ens.safetensors")
-    before = sha(path)
+    single = load_checkpoint(tiny_checkpoint)
+    assert isinstance(single.model, GPTClassifier)
+    torch.manual_seed(1)
+    other = random_classifier(RandomSize(2, 2, 32, 64), single.model.transformer.token_map)
+    ens = GPTEnsemble([single.model, other])
+    meta = CheckpointMeta(config=single.meta.config, max_length=64, threshold=0.5, members=2)
+    path = save_checkpoint(ens.eval(), meta, tmp_path / "ens.safetensors")
+    before = load_checkpoint(path).model
+    assert isinstance(before, GPTEnsemble)
     state.add_labels(labels_for(40))
-    with pytest.raises(RetrainError, match="ensemble of 2 models"):
-        retrain(state, store, path, FAST)
-    assert sha(path) == before and not store.current.exists()
+    result = retrain(state, store, path, FAST)
+    assert result.outcome == "installed", result.reason
+    assert result.candidate["holdout"]["roc_auc"] == 1.0
+    assert sha(store.previous) == sha(path)
+    new = load_checkpoint(store.current)
+    assert new.meta.members == 2 and isinstance(new.model, GPTEnsemble)
+    assert new.meta.threshold == result.threshold
+    for old_member, new_member in zip(before.classifiers(), new.model.classifiers(), strict=True):
+        assert not torch.equal(old_member.head.weight, new_member.head.weight)  # each one trained
