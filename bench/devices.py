@@ -6,11 +6,11 @@ A GPU machine usually holds no corpus, so the run has two halves:
     python bench/devices.py run ids.pkl.gz [--checkpoint PATH] [--out engine.json]
 
 `prepare` tokenises the SpamAssassin corpus's stable test split (the same `to_text` and tokenizer
-the scanner uses) into a small file of token ids. `run` scores those ids three times over with
-`Engine.score_ids` on CPU (2 threads, then every core) and, where CUDA is present, on the GPU in
-float32 and bf16 at batch 32 and 256; best of 3 timed passes after a warm-up. Verdicts at the
-checkpoint's threshold are compared with the 2-thread float32 CPU run, the reference every other
-figure in docs/ uses.
+the scanner uses) into a small file of token ids. `run` scores those ids `--repeat` times over
+(default 3) with `Engine.score_ids` on CPU (2 threads, then every core) and, where CUDA is
+present, on the GPU in float32 and bf16 at batch 32 and 256; best of 3 timed passes after a
+warm-up. Verdicts at the checkpoint's threshold are compared with the 2-thread float32 CPU run,
+the reference every other figure in docs/ uses.
 """
 
 from __future__ import annotations
@@ -79,12 +79,12 @@ def _bundled() -> Path:
     return bundled_checkpoint_path()
 
 
-def run(ids_file: Path, checkpoint: Path | None, out: Path | None) -> int:
+def run(ids_file: Path, checkpoint: Path | None, out: Path | None, repeat: int = 3) -> int:
     """Time every device/dtype the machine has; print and optionally write JSON."""
     with gzip.open(ids_file, "rb") as f:
         data = pickle.load(f)
     n = len(data["ids"])
-    seqs = data["ids"] * 3
+    seqs = data["ids"] * repeat
     report: dict[str, Any] = {
         "messages": len(seqs), "torch": torch.__version__, "cpus": os.cpu_count(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
@@ -125,10 +125,11 @@ def main() -> int:
     ap.add_argument("ids", type=Path)
     ap.add_argument("--checkpoint", type=Path, default=None, help="default: the bundled model")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--repeat", type=int, default=3, help="score the split this many times over")
     args = ap.parse_args()
     if args.mode == "prepare":
         return prepare(args.ids, args.checkpoint)
-    return run(args.ids, args.checkpoint, args.out)
+    return run(args.ids, args.checkpoint, args.out, args.repeat)
 
 
 if __name__ == "__main__":
