@@ -40,10 +40,12 @@ def score_with_mailfilter(checkpoint: Path, raws: Sequence[bytes],
     if failed:
         log.warning("mailfilter: %d messages could not be read; scored 0", failed)
     values = [s.score if s.score is not None else 0.0 for s in scored]
-    cfg = engine.checkpoint.meta.config
-    description = (f"{checkpoint.name} ({engine.model_id}): {cfg.n_layer} layers × "
-                   f"{cfg.n_embd} wide, {engine.max_length} tokens, {engine.device.type} "
-                   f"{str(engine.dtype).removeprefix('torch.')}, spam at p ≥ "
+    cfg, members = engine.checkpoint.meta.config, engine.checkpoint.meta.members
+    shape = f"{cfg.n_layer} layers × {cfg.n_embd} wide"
+    if members > 1:
+        shape = f"mean log-odds of {members} models of {shape}"
+    description = (f"{checkpoint.name} ({engine.model_id}): {shape}, {engine.max_length} tokens, "
+                   f"{engine.device.type} {str(engine.dtype).removeprefix('torch.')}, spam at p ≥ "
                    f"{engine.threshold:.4g}")
     return OurRun(scores=[PeerScore(v, v >= engine.threshold) for v in values], seconds=seconds,
                   threshold=engine.threshold, model_id=engine.model_id, description=description,
