@@ -8,11 +8,14 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mailfilter.cli.app import app
+
+if TYPE_CHECKING:
+    from training.presets import Preset
 
 
 class DataPathError(Exception):
@@ -75,6 +78,12 @@ def train(
         "runs/train"
     ),
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    seeds: Annotated[
+        str | None,
+        typer.Option(help="Fine-tuning seeds, comma-separated: one trains a single model, two or "
+                     "more an ensemble of one member per seed (default: the preset's; "
+                     "default preset: 123,7)."),
+    ] = None,
 ) -> None:
     """Fine-tune a GPT-2 classifier; writes model.safetensors, metrics.json, training-curves.png."""
     from training.job import run_training
@@ -83,6 +92,8 @@ def train(
     if trainable not in (None, "last_blocks", "all", "head"):
         raise typer.BadParameter("must be last_blocks, all or head", param_hint="--trainable")
     p = get_preset(preset)
+    if seeds is not None:
+        p = _with_seeds(p, seeds)
     paths = data or _preset_paths(p.corpora)
     result = run_training(
         p, paths, output, base=base, size=size, trainable=trainable,  # type: ignore[arg-type]
@@ -149,3 +160,20 @@ def combine(
         f"FPR {val['false_positive_rate']:.4f}, FNR {val['false_negative_rate']:.4f}, "
         f"ROC AUC {val['roc_auc']:.5f}"
     )
+
+
+def _with_seeds(p: Preset, text: str) -> Preset:
+    """The preset with these fine-tuning seeds: one is a single model, more an ensemble."""
+    from dataclasses import replace
+
+    from models.checkpoint import MAX_MEMBERS
+
+    try:
+        seeds = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"not a comma-separated list of integers: {text!r}",
+                                 param_hint="--seeds") from None
+    if len(set(seeds)) != len(seeds) or len(seeds) > MAX_MEMBERS:
+        raise typer.BadParameter(f"give 1 to {MAX_MEMBERS} distinct seeds", param_hint="--seeds")
+    finetune = replace(p.finetune, seed=seeds[0])
+    return replace(p, finetune=finetune, member_seeds=seeds if len(seeds) > 1 else ())

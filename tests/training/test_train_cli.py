@@ -64,3 +64,27 @@ def test_bad_paths_are_one_line_and_exit_2(tmp_path: Path) -> None:
     assert r.stderr.strip().count("\n") == 0
     r = _mailfilter("train", "--preset", "nope", "--data", str(bad))
     assert r.returncode == 2 and "unknown preset" in r.stderr
+
+
+@pytest.mark.parametrize("seeds", ["a,b", "3,3", "1,2,3,4,5,6,7,8,9"])
+def test_bad_seeds_are_one_line_and_exit_2(tmp_path: Path, seeds: str) -> None:
+    data = _sms_file(tmp_path / "sms.tsv")
+    r = _mailfilter("train", "--preset", "book", "--data", str(data), "--seeds", seeds)
+    assert r.returncode == 2 and "--seeds" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize(("seeds", "members"), [("5", 1), ("5,6", 2)])
+def test_seeds_choose_a_single_model_or_an_ensemble(
+    tmp_path: Path, seeds: str, members: int
+) -> None:
+    data = _sms_file(tmp_path / "sms.tsv")
+    out = tmp_path / "run"
+    r = _mailfilter("train", "--preset", "book", "--data", str(data), "--base", "random",
+                    "--size", "1x2x32x128", "--max-steps", "3", "--output", str(out),
+                    "--device", "cpu", "--seeds", seeds)
+    assert r.returncode == 0, r.stderr
+    meta = load_checkpoint(out / "model.safetensors").meta
+    assert meta.members == members
+    assert meta.training["finetune"]["seed"] == 5
+    assert meta.training.get("member_seeds", [5]) == [int(s) for s in seeds.split(",")]
