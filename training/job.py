@@ -141,25 +141,10 @@ def run_training(
         cfg = replace(cfg, max_steps=max_steps)
     seeds = preset.member_seeds or (cfg.seed,)
     cfg = replace(cfg, seed=seeds[0])
-    start = copy.deepcopy(model) if len(seeds) > 1 else model
-    members: list[GPTClassifier] = []
-    histories: list[History] = []
-    for k, seed in enumerate(seeds):
-        member = model if k == 0 else copy.deepcopy(start)  # every member starts from the trunk
-        if len(seeds) > 1:
-            log.info("fine-tuning member %d of %d (seed %d)", k + 1, len(seeds), seed)
-        histories.append(
-            finetune(member, sets["train"], sets["val"], replace(cfg, seed=seed), dev, progress)
-        )
-        members.append(member)
+    members, histories = _fine_tune_members(model, sets, cfg, seeds, dev, progress)
     history = histories[0]
     final: GPTClassifier | GPTEnsemble = members[0] if len(members) == 1 else GPTEnsemble(members)
-    member_report = [] if len(members) == 1 else [
-        {"seed": seed, "seconds": round(h.seconds, 1)}
-        | {f"{name}_roc_auc": roc_auc(sets[name].labels, predict(m, sets[name], dev))
-           for name in ("val", "test") if len(sets[name])}
-        for seed, m, h in zip(seeds, members, histories, strict=True)
-    ]  # fmt: skip
+    member_report = _member_report(members, histories, seeds, sets, dev)
     scores = {name: predict(final, s, dev) for name, s in sets.items() if len(s)}
     threshold = 0.5
     if preset.max_fpr is not None:
@@ -187,6 +172,41 @@ def run_training(
     metrics_path.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     plot_path = _plot(history, out_dir / "training-curves.png", preset.name)
     return TrainResult(ckpt, metrics_path, plot_path, metrics)
+
+
+def _fine_tune_members(
+    model: GPTClassifier, sets: dict[str, TokenizedSet], cfg: FinetuneConfig,
+    seeds: tuple[int, ...], dev: torch.device, progress: bool,
+) -> tuple[list[GPTClassifier], list[History]]:
+    """One fine-tuned copy of `model` per seed (the first is `model` itself), one start."""
+    start = copy.deepcopy(model) if len(seeds) > 1 else model
+    members, histories = [], []
+    for k, seed in enumerate(seeds):
+        member = model if k == 0 else copy.deepcopy(start)
+        if len(seeds) > 1:
+            log.info("fine-tuning member %d of %d (seed %d)", k + 1, len(seeds), seed)
+        cfg_k = replace(cfg, seed=seed)
+        histories.append(finetune(member, sets["train"], sets["val"], cfg_k, dev, progress))
+        members.append(member)
+    return members, histories
+
+
+def _member_report(
+    members: list[GPTClassifier], histories: list[History], seeds: tuple[int, ...],
+    sets: dict[str, TokenizedSet], dev: torch.device,
+) -> list[dict[str, Any]]:
+    """Each member's seed, time and validation/test ROC AUC alone; empty for a single model."""
+    if len(members) == 1:
+        return []
+    report = []
+    for seed, member, history in zip(seeds, members, histories, strict=True):
+        row: dict[str, Any] = {"seed": seed, "seconds": round(history.seconds, 1)}
+        for name in ("val", "test"):
+            if len(sets[name]):
+                scores = predict(member, sets[name], dev)
+                row[f"{name}_roc_auc"] = roc_auc(sets[name].labels, scores)
+        report.append(row)
+    return report
 
 
 def _initial_model(
