@@ -178,7 +178,7 @@ def _fine_tune_members(
     model: GPTClassifier, sets: dict[str, TokenizedSet], cfg: FinetuneConfig,
     seeds: tuple[int, ...], dev: torch.device, progress: bool,
 ) -> tuple[list[GPTClassifier], list[History]]:
-    """One fine-tuned copy of `model` per seed (the first is `model` itself), one start."""
+    """Fine-tune one copy of `model` per seed, all from the same start (the first is `model`)."""
     start = copy.deepcopy(model) if len(seeds) > 1 else model
     members, histories = [], []
     for k, seed in enumerate(seeds):
