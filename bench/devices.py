@@ -29,7 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mailfilter.engine import Engine
+from mailfilter.engine import Engine, bundled_checkpoint_path
 from models.checkpoint import load_checkpoint
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "spamassassin"
@@ -45,7 +45,7 @@ def prepare(out: Path, checkpoint: Path | None) -> int:
     from training.corpora.split import split_examples
 
     test = split_examples(dedupe(list(read_corpus(CORPUS)))[0])["test"]
-    engine = Engine.load(checkpoint, device="cpu")
+    engine = Engine(load_checkpoint(checkpoint or bundled_checkpoint_path()), device="cpu")
     ids = engine.tokenize([e.text for e in test])
     with gzip.open(out, "wb") as f:
         pickle.dump({"ids": ids, "labels": [e.label for e in test]}, f)
@@ -56,7 +56,7 @@ def prepare(out: Path, checkpoint: Path | None) -> int:
 def _bench(
     path: Path | None, seqs: list[list[int]], **kw: Any
 ) -> tuple[dict[str, Any], list[float]]:
-    engine = Engine(load_checkpoint(path or _bundled()), **kw)
+    engine = Engine(load_checkpoint(path or bundled_checkpoint_path()), **kw)
     cuda = engine.device.type == "cuda"
     engine.score_ids(seqs[:512])
     best, scores = float("inf"), []
@@ -71,12 +71,6 @@ def _bench(
     row = {"msg_per_s": round(len(seqs) / best, 1), "dtype": str(engine.dtype).split(".")[-1],
            "batch": engine.batch_size, "threshold": engine.threshold}
     return row, scores
-
-
-def _bundled() -> Path:
-    from mailfilter.engine import bundled_checkpoint_path
-
-    return bundled_checkpoint_path()
 
 
 def run(ids_file: Path, checkpoint: Path | None, out: Path | None, repeat: int = 3) -> int:
