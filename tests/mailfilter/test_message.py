@@ -157,15 +157,17 @@ def test_urls_in_plain_text_become_their_host() -> None:
     assert to_text(raw).endswith("\n\nSee shop.example or x.example.")
 
 
-def test_attachments_are_listed_with_name_and_type_and_never_decoded() -> None:
+def test_attachments_are_listed_and_only_text_attachments_are_read() -> None:
     msg = EmailMessage()
     msg["From"] = "Billing <billing@example.com>"
     msg["Subject"] = "Invoice"
     msg.set_content("Please find the invoice attached.")
     msg.add_attachment(b"PK\x03\x04" * 1000, maintype="application", subtype="zip",
                        filename="invoice.zip")  # fmt: skip
-    msg.add_attachment("not for the model " * 100, filename="notes.txt")
+    msg.add_attachment("Attached notes.", filename="notes.txt")
     msg.add_attachment(b"GIF89a", maintype="image", subtype="gif")
+    msg.add_attachment("<html><body><p>Buy <b>now</b></p></body></html>", subtype="html",
+                       filename="offer.html")  # fmt: skip
     text, stats = to_text_with_stats(msg.as_bytes())
     assert text == (
         "From: Billing <billing@example.com>\n"
@@ -174,11 +176,14 @@ def test_attachments_are_listed_with_name_and_type_and_never_decoded() -> None:
         "[attachment: invoice.zip application/zip]\n"
         "[attachment: notes.txt text/plain]\n"
         "[attachment: image/gif]\n"
+        "[attachment: offer.html text/html]\n"
         "\n"
-        "Please find the invoice attached."
+        "Please find the invoice attached.\n\nAttached notes.\n\nBuy now"
     )
-    assert stats.attachments == 3 and stats.text_parts == 1
-    assert stats.bytes_decoded == len(b"Please find the invoice attached.\n")
+    assert stats.attachments == 4 and stats.text_parts == 3
+    decoded = b"Please find the invoice attached.\nAttached notes.\n"
+    decoded += b"<html><body><p>Buy <b>now</b></p></body></html>\n"
+    assert stats.bytes_decoded == len(decoded)
 
 
 def test_attachment_names_are_decoded_from_rfc2231_and_rfc2047() -> None:
