@@ -20,7 +20,7 @@ import torch
 
 from models.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from models.classifier import right_pad
-from models.tokenizer import EOT_ID, encode_batch
+from models.tokenizer import EOT_ID, encode_batch_head
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -112,7 +112,7 @@ class Engine:
 
     def tokenize(self, texts: list[str]) -> list[list[int]]:
         """Token ids, truncated to the checkpoint's max_length (the head of the text is kept)."""
-        return [ids[: self.max_length] or [EOT_ID] for ids in encode_batch(texts)]
+        return [ids or [EOT_ID] for ids in encode_batch_head(texts, self.max_length)]
 
     @torch.inference_mode()
     def score_ids(self, seqs: list[list[int]]) -> list[float]:

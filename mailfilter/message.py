@@ -20,7 +20,9 @@ Output format (stable: trained models depend on it)::
 - Attachment lines (name when known, MIME type) sit in the header block, not after the body, so
   they survive the tokenizer's truncation to the checkpoint's `max_length`. The text of
   `text/plain` and `text/html` attachments is read too, after the body (spam that sends its
-  page as an attachment under an empty body must not look empty); other content never is.
+  page as an attachment under an empty body must not look empty), and so is that of an
+  untyped (`application/octet-stream`) attachment named `.htm`, `.html` or `.txt`; other
+  content never is.
 - Body: for `multipart/alternative` the `text/plain` part wins (HTML when it is empty); HTML
   goes through `html_text` (lxml: text, paragraphs as lines, images as their alt text; head,
   scripts, styles and comments dropped). Every URL, in
@@ -72,6 +74,7 @@ SLOW_CODECS = ("punycode", "idna")  # quadratic decoders, never a mail charset
 HEADERS = ("From", "Reply-To", "Subject")
 ADDRESS_HEADERS = ("From", "Reply-To")
 READ_ATTACHMENTS = ("text/plain", "text/html")  # listed, and their text read after the body
+NAMED_TEXT_ATTACHMENTS = {"htm": "text/html", "html": "text/html", "txt": "text/plain"}
 
 # What the email package raises on hostile input (parser and header-registry bugs included).
 # Only exception type names are logged: messages would put mail content into the logs.
@@ -304,11 +307,11 @@ def _visit(part: Message, walk: _Walk, depth: int) -> None:
             if subtype == "alternative" and walk.text_parts > found:
                 break
         return
-    attached = part.get_content_disposition() == "attachment"
-    if attached or maintype not in ("text", "multipart"):
-        _list_attachment(part, ctype, walk)
-        if not (attached and ctype in READ_ATTACHMENTS):
+    if part.get_content_disposition() == "attachment" or maintype not in ("text", "multipart"):
+        read_as = _readable_type(ctype, _list_attachment(part, ctype, walk))
+        if read_as is None:
             return
+        subtype = read_as.partition("/")[2]
     if subtype == "html":
         _add_body(walk, _html_to_text(_decode_part(part, walk)))
     elif maintype == "multipart" or subtype in ("plain", "enriched"):
@@ -324,18 +327,29 @@ def _add_body(walk: _Walk, text: str) -> None:
         walk.text_parts += 1
 
 
-def _list_attachment(part: Message, ctype: str, walk: _Walk) -> None:
-    """Record `[attachment: name type]`; the content itself is never decoded."""
+def _list_attachment(part: Message, ctype: str, walk: _Walk) -> str:
+    """Record `[attachment: name type]` (the first MAX_ATTACHMENTS); return the name."""
     walk.attachment_count += 1
-    if len(walk.attachments) >= MAX_ATTACHMENTS:
-        return
     try:
         name = part.get_filename() or ""
     except _EMAIL_ERRORS as e:
         logger.debug("cannot read attachment name: %s", type(e).__name__)
         name = ""
     name = _clean_header(str(name))[:80]
-    walk.attachments.append(f"[attachment: {name} {ctype}]" if name else f"[attachment: {ctype}]")
+    if len(walk.attachments) < MAX_ATTACHMENTS:
+        line = f"[attachment: {name} {ctype}]" if name else f"[attachment: {ctype}]"
+        walk.attachments.append(line)
+    return name
+
+
+def _readable_type(ctype: str, name: str) -> str | None:
+    """The text type an attachment is read as: its own when it is text/plain or text/html,
+    the one its file name says when it is untyped (application/octet-stream); else None."""
+    if ctype in READ_ATTACHMENTS:
+        return ctype
+    if ctype == "application/octet-stream":
+        return NAMED_TEXT_ATTACHMENTS.get(name.lower().rpartition(".")[2])
+    return None
 
 
 def _decode_part(part: Message, walk: _Walk) -> str:

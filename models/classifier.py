@@ -20,10 +20,8 @@ def right_pad(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The classifier's input: ids (B, T) right-padded to the longest, and real lengths (B,)."""
     width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    for row, s in enumerate(seqs):
-        ids[row, : len(s)] = torch.tensor(list(s), dtype=torch.long)
-    return ids, torch.tensor([len(s) for s in seqs], dtype=torch.long)
+    rows = [[*s, *[pad_id] * (width - len(s))] for s in seqs]  # one tensor, not one a row
+    return torch.tensor(rows, dtype=torch.long), torch.tensor([len(s) for s in seqs])
 
 
 class GPTClassifier(nn.Module):

@@ -168,6 +168,10 @@ def test_attachments_are_listed_and_only_text_attachments_are_read() -> None:
     msg.add_attachment(b"GIF89a", maintype="image", subtype="gif")
     msg.add_attachment("<html><body><p>Buy <b>now</b></p></body></html>", subtype="html",
                        filename="offer.html")  # fmt: skip
+    msg.add_attachment(b"<p>Premium</p>", maintype="application", subtype="octet-stream",
+                       filename="Brand New.htm")  # fmt: skip
+    msg.add_attachment(b"\x00\x01binary", maintype="application", subtype="octet-stream",
+                       filename="data.bin")  # fmt: skip
     text, stats = to_text_with_stats(msg.as_bytes())
     assert text == (
         "From: Billing <billing@example.com>\n"
@@ -177,12 +181,14 @@ def test_attachments_are_listed_and_only_text_attachments_are_read() -> None:
         "[attachment: notes.txt text/plain]\n"
         "[attachment: image/gif]\n"
         "[attachment: offer.html text/html]\n"
+        "[attachment: Brand New.htm application/octet-stream]\n"
+        "[attachment: data.bin application/octet-stream]\n"
         "\n"
-        "Please find the invoice attached.\n\nAttached notes.\n\nBuy now"
+        "Please find the invoice attached.\n\nAttached notes.\n\nBuy now\n\nPremium"
     )
-    assert stats.attachments == 4 and stats.text_parts == 3
+    assert stats.attachments == 6 and stats.text_parts == 4
     decoded = b"Please find the invoice attached.\nAttached notes.\n"
-    decoded += b"<html><body><p>Buy <b>now</b></p></body></html>\n"
+    decoded += b"<html><body><p>Buy <b>now</b></p></body></html>\n<p>Premium</p>"
     assert stats.bytes_decoded == len(decoded)
 
 
@@ -489,3 +495,21 @@ def test_mime_shaped_soup_never_raises(pieces: list[bytes], newline: bytes) -> N
     text, stats = to_text_with_stats(HEADER_BLOCK + newline.join(pieces), max_chars=2000)
     assert_clean(text, max_chars=2000)
     assert stats.bytes_decoded <= DEFAULT_MAX_BYTES
+
+
+@pytest.mark.parametrize(
+    ("header", "shown"),
+    [
+        (b'"Jane Doe" <jane@example.com>', "Jane Doe <jane@example.com>"),
+        (b"jane@example.com (Jane Doe)", "Jane Doe <jane@example.com>"),
+        (b"jane@example.com", "jane@example.com"),
+        (b'a@example.com, "Doe, Jane" <j@example.com>', "a@example.com, Doe, Jane <j@example.com>"),
+        (b"=?iso-8859-1?q?J=F6rg?= <j@example.de>", "J\u00f6rg <j@example.de>"),
+        ("Jörg <j@example.de>".encode(), "J\u00f6rg <j@example.de>"),  # raw 8-bit UTF-8
+        (b"undisclosed-recipients:;", "undisclosed-recipients:;"),  # no address: as it is
+    ],
+)
+def test_sender_is_shown_as_name_and_address(header: bytes, shown: str) -> None:
+    assert to_text(b"From: " + header + b"\r\nSubject: s\r\n\r\nbody\r\n").startswith(
+        f"From: {shown}\nSubject: s\n"
+    )
