@@ -6,9 +6,11 @@ run measures
      length-bucketed padded batches through the model, nothing else);
   2. `mailfilter scan --action none --json` on the Maildir in a child process: reading files,
      parsing (`message.to_text`), tokenising, the model, the state DB; its peak RSS.
-The overhead is the share of the scan's time not spent in the model: 1 - forward / scan.
+The overhead is the share of the scan's time not spent in the model: 1 - forward / scan, from
+the medians of `--repeat` alternated forward/scan pairs (this machine's speed drifts by ±10%
+within minutes; alternating keeps a drift from landing on one side only).
 
-    python bench/scan.py [--checkpoint PATH] [--limit N] [--threads N]
+    python bench/scan.py [--checkpoint PATH] [--limit N] [--threads N] [--repeat N]
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -55,6 +58,8 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--repeat", type=int, default=3,
+                    help="forward/scan pairs, alternated; medians are reported")
     args = ap.parse_args()
     if not CORPUS.is_dir():
         print(f"skip: {CORPUS} not found (needs ../shared/data)", file=sys.stderr)
@@ -66,40 +71,50 @@ def main() -> int:
                              batch_size=args.batch_size)
         ids = engine.tokenize([to_text(p.read_bytes()) for p in files])
         engine.score_ids(ids[: args.batch_size])  # warm-up
-        start = time.perf_counter()
-        engine.score_ids(ids)
-        forward = time.perf_counter() - start
-
-        env = {**os.environ, "XDG_STATE_HOME": str(Path(tmp) / "state")}
-        cmd = [sys.executable, "-c", "from mailfilter.cli import main; main()", "scan",
-               str(maildir), "--action", "none", "--json", "--device", "cpu",
-               "--batch-size", str(args.batch_size)]
-        if args.checkpoint:
-            cmd += ["--checkpoint", str(args.checkpoint)]
-        if args.threads:
-            env["MAILFILTER_THREADS"] = str(args.threads)
-        start = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-        wall = time.perf_counter() - start
-        if proc.returncode not in (0, 3):
-            print(proc.stderr, file=sys.stderr)
-            return 1
-        report = json.loads(proc.stdout)
+        forwards, scans, walls, report = [], [], [], {}
+        for r in range(args.repeat):  # alternate, so a drift in machine speed hits both alike
+            start = time.perf_counter()
+            engine.score_ids(ids)
+            forwards.append(time.perf_counter() - start)
+            report, wall = run_scan(maildir, Path(tmp) / f"state{r}", args)
+            scans.append(report["seconds"])
+            walls.append(wall)
         peak_rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    scan_seconds = report["seconds"]
+    forward, scan_seconds = statistics.median(forwards), statistics.median(scans)
     print(json.dumps({
         "messages": len(files), "model": engine.model_id, "threads": engine_threads(),
-        "max_length": engine.max_length,
-        "forward_seconds": round(forward, 2),
+        "max_length": engine.max_length, "repeats": args.repeat,
+        "forward_seconds": [round(x, 2) for x in forwards],
+        "scan_seconds": [round(x, 2) for x in scans],
         "forward_messages_per_second": round(len(files) / forward, 1),
-        "scan_seconds": round(scan_seconds, 2),
         "scan_messages_per_second": round(report["scanned"] / scan_seconds, 1),
-        "scan_wall_seconds_with_startup": round(wall, 2),
+        "scan_wall_seconds_with_startup": [round(x, 2) for x in walls],
         "overhead_share": round(1 - forward / scan_seconds, 3),
+        "overhead_share_per_repeat": [
+            round(1 - f / s, 3) for f, s in zip(forwards, scans, strict=True)
+        ],
         "scan_peak_rss_mb": round(peak_rss_mb, 1),
         "scanned": report["scanned"], "spam": report["spam"], "ham": report["ham"],
     }, indent=2))
     return 0
+
+
+def run_scan(maildir: Path, state: Path, args: argparse.Namespace) -> tuple[dict, float]:
+    """`mailfilter scan --action none --json` in a child process with its own state dir."""
+    env = {**os.environ, "XDG_STATE_HOME": str(state)}
+    cmd = [sys.executable, "-c", "from mailfilter.cli import main; main()", "scan",
+           str(maildir), "--action", "none", "--json", "--device", "cpu",
+           "--batch-size", str(args.batch_size)]
+    if args.checkpoint:
+        cmd += ["--checkpoint", str(args.checkpoint)]
+    if args.threads:
+        env["MAILFILTER_THREADS"] = str(args.threads)
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    wall = time.perf_counter() - start
+    if proc.returncode not in (0, 3):
+        raise SystemExit(f"scan failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
+    return json.loads(proc.stdout), wall
 
 
 def engine_threads() -> int:
