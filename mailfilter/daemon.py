@@ -95,22 +95,22 @@ class _LockedEngine:
         self.engine, self.lock, self.chunk = engine, lock, chunk
         self.threshold, self.model_id = engine.threshold, engine.model_id
 
-    def score_stream(
-        self, items: Iterable[Any], to_text: Callable[[Any], str], chunk_size: int = 0
+    def score_messages(
+        self, items: Iterable[Any], raw_of: Callable[[Any], bytes], chunk_size: int = 0
     ) -> Iterator[Scored[Any]]:
         batch: list[Any] = []
         for item in items:
             batch.append(item)
             if len(batch) >= self.chunk:
-                yield from self._score(batch, to_text)
+                yield from self._score(batch, raw_of)
                 batch = []
-        yield from self._score(batch, to_text)
+        yield from self._score(batch, raw_of)
 
-    def _score(self, items: list[Any], to_text: Callable[[Any], str]) -> Iterator[Scored[Any]]:
+    def _score(self, items: list[Any], raw_of: Callable[[Any], bytes]) -> Iterator[Scored[Any]]:
         ok, texts = [], []
         for item in items:
             try:
-                texts.append(to_text(item))
+                texts.append(to_text(raw_of(item)))
                 ok.append(item)
             except Exception as e:  # one bad message is a skip
                 yield Scored(item, None, f"{type(e).__name__}: {e}")

@@ -1,7 +1,9 @@
 """The scoring engine: one loaded checkpoint, length-bucketed padded batches, p(spam) out.
 
-Parsing and tokenising run in a worker thread one chunk ahead of the model, so on a small
-machine the model is busy while the next messages are being read.
+Raw mail in (`score_messages`): a large scan on the CPU is scored by forked worker processes
+(`mailfilter.workers`), each running parsing, tokenising and the model with one thread; a small
+one, or one on a GPU, in this process, where parsing and tokenising run in a worker thread one
+chunk ahead of the model.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from importlib import resources
+from itertools import chain, islice
 from pathlib import Path
 from typing import Generic, TypeVar
 
 import torch
 
+from mailfilter.message import to_text as mail_to_text
 from models.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from models.classifier import right_pad
 from models.tokenizer import EOT_ID, encode_batch_head
@@ -79,7 +83,10 @@ class Engine:
         threads: int | None = None,
         batch_size: int = 32,
         dtype: torch.dtype | None = None,
+        workers: int | None = None,
     ) -> None:
+        """`workers`: processes for a large scan on the CPU (None: one per core, up to 8, no
+        more than `threads`; 1: this process only)."""
         if checkpoint.meta.kind != "classifier":
             raise EngineError("checkpoint is a language model, not a spam classifier")
         if threads:
@@ -93,6 +100,11 @@ class Engine:
         self.model_id = checkpoint.sha256[:16]
         self.batch_size = batch_size
         self._spam_index = list(checkpoint.meta.labels).index("spam")
+        from mailfilter.workers import auto_workers
+
+        self.workers = 1 if self.device.type != "cpu" else workers or auto_workers(threads)
+        # Forking costs little, but a small scan is done before workers would help.
+        self.pool_min = 4 * batch_size
 
     @classmethod
     def load(cls, path: Path | None = None, **kwargs: object) -> Engine:
@@ -131,6 +143,21 @@ class Engine:
     def score_texts(self, texts: list[str]) -> list[float]:
         """p(spam) for model texts."""
         return self.score_ids(self.tokenize(texts))
+
+    def score_messages(
+        self, items: Iterable[T], raw_of: Callable[[T], bytes], chunk_size: int = 256
+    ) -> Iterator[Scored[T]]:
+        """p(spam) for raw messages (`raw_of` gives an item's bytes; it is called once per
+        item, in order), yielded in order; a message that cannot be scored has score None."""
+        from mailfilter.workers import can_fork, score_in_workers
+
+        it = iter(items)
+        head = list(islice(it, self.pool_min))
+        rest = chain(head, it)
+        if self.workers > 1 and len(head) >= self.pool_min and can_fork():
+            yield from score_in_workers(self, rest, raw_of, self.workers, chunk_size)
+        else:
+            yield from self.score_stream(rest, lambda item: mail_to_text(raw_of(item)), chunk_size)
 
     def score_stream(
         self, items: Iterable[T], to_text: Callable[[T], str], chunk_size: int = 256

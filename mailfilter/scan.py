@@ -1,7 +1,8 @@
 """A scan: mailboxes → skip what is known → score → verdict → plan → apply or dry-run → state.
 
-Reading, parsing and tokenising run in the engine's worker thread (the `_load` generator), the
-model and every change to the mail in the calling thread. Nothing that can go wrong with one
+Reading runs in the calling thread or the engine's worker thread (the `_load` generator);
+parsing, tokenising and the model in the engine (its thread, or its worker processes for a
+large scan); every change to the mail in the calling thread. Nothing that can go wrong with one
 message stops the scan: it is logged and counted under `skipped` (not scored) or `not_applied`
 (scored, but the change could not be made).
 """
@@ -27,7 +28,6 @@ from mailfilter.mailboxes import (
 )
 from mailfilter.mboxedit import recover
 from mailfilter.mboxlock import MboxLockError, break_stale_lock
-from mailfilter.message import to_text
 from mailfilter.settings import Settings
 from mailfilter.state import Record, State, content_hash
 from mailfilter.verdict import decide
@@ -49,10 +49,10 @@ class ScoringEngine(Protocol):
     threshold: float
     model_id: str
 
-    def score_stream(
-        self, items: Iterable[Any], to_text: Callable[[Any], str], chunk_size: int = ...
+    def score_messages(
+        self, items: Iterable[Any], raw_of: Callable[[Any], bytes], chunk_size: int = ...
     ) -> Iterator[Scored[Any]]:
-        """Scored items, in chunks."""
+        """Scored items, in order; `raw_of` gives each item's raw message."""
         ...
 
 
@@ -203,11 +203,11 @@ class _Scan:
                 continue
             yield _Loaded(ref, raw, len(raw), digest)
 
-    def text_of(self, item: _Loaded) -> str:
-        """The model text; the raw bytes are kept only where a Maildir tag will need them."""
-        text = to_text(item.raw)
+    def raw_of(self, item: _Loaded) -> bytes:
+        """The bytes to score; kept on the item only where a Maildir tag will need them."""
+        raw = item.raw
         self.trim(item)
-        return text
+        return raw
 
     def trim(self, item: _Loaded) -> None:
         """Drop the raw bytes unless the action will rewrite the file from them."""
@@ -269,7 +269,7 @@ class _Scan:
         """Score `items` (read in the engine's worker thread), apply, finish the mbox changes."""
         chunk = max(64, self.settings.batch_size * 4)
         try:
-            for s in self.engine.score_stream(items, self.text_of, chunk_size=chunk):
+            for s in self.engine.score_messages(items, self.raw_of, chunk_size=chunk):
                 self.scored(s.item, s.score, s.error)
             for outcome in self.applier.finish():
                 self.done(outcome)

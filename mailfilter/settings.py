@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     checkpoint: Path | None = Field(None, description="model file; the bundled model when unset")
     device: Device = Field("auto", description="auto picks CUDA when present, else CPU")
     threads: int | None = Field(None, ge=1, description="CPU threads for the model")
+    workers: int | None = Field(
+        None, ge=1, le=64,
+        description="processes scoring a large scan on the CPU (default: one per core, at most "
+        "8 and at most `threads`; 1: score in the scanning process)",
+    )
     batch_size: int = Field(32, ge=1, le=4096, description="messages per model batch")
     action: Action = Field("none", description="what to do with spam: none (report), tag, move")
     spam_folder: str = Field(".Junk", min_length=1, description="Maildir++ spam folder name")

@@ -148,6 +148,7 @@ def scan(
         device=settings.device,
         threads=settings.threads,
         batch_size=settings.batch_size,
+        workers=settings.workers,
     )
     db_path = settings.resolved_state_path()
     db = State.open_readonly(db_path) if dry_run else State.open(db_path)

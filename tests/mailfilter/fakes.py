@@ -6,6 +6,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from mailfilter.message import to_text
+
 
 @dataclass
 class FakeScored:
@@ -23,11 +25,11 @@ class FakeEngine:
     def __init__(self, before_yield: Callable[[Any], None] | None = None) -> None:
         self.before_yield = before_yield
 
-    def score_stream(
-        self, items: Iterable[Any], to_text: Callable[[Any], str], chunk_size: int = 256
+    def score_messages(
+        self, items: Iterable[Any], raw_of: Callable[[Any], bytes], chunk_size: int = 256
     ) -> Iterator[FakeScored]:
         for item in items:
-            text = to_text(item)
+            text = to_text(raw_of(item))
             if "unscorable" in text:
                 yield FakeScored(item, None, "ValueError: cannot score")
                 continue

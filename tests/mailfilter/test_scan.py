@@ -463,8 +463,8 @@ def test_scan_messages_acts_on_a_score_given_before_without_the_model(tmp_path: 
     scored: list[bytes] = []
 
     class Counting(FakeEngine):
-        def score_stream(self, items, to_text, chunk_size=256):  # type: ignore[no-untyped-def]
-            for s in super().score_stream(items, to_text, chunk_size):
+        def score_messages(self, items, raw_of, chunk_size=256):  # type: ignore[no-untyped-def]
+            for s in super().score_messages(items, raw_of, chunk_size):
                 scored.append(s.item.ref.read())
                 yield s
 

@@ -1,0 +1,141 @@
+"""Scoring a large scan in forked worker processes: the same scores, in order, whatever happens
+to the workers."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import mailfilter.workers as workers
+from mailfilter.engine import Engine
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def messages(n: int) -> list[bytes]:
+    """Varied synthetic mail, with some that are not mail at all."""
+    out = []
+    for i in range(n):
+        if i % 50 == 7:
+            out.append(bytes(range(256)) * (i % 5 + 1))  # binary garbage
+        elif i % 50 == 8:
+            out.append(b"")
+        else:
+            words = " ".join(f"word{j * i % 97}" for j in range(i % 40 + 1))
+            out.append(f"From: a{i}@example.com\nSubject: note {i}\n\n{words}\n".encode())
+    return out
+
+
+def scores(engine: Engine, raws: list[bytes]) -> list[float | None]:
+    got = list(engine.score_messages(list(enumerate(raws)), lambda item: item[1], chunk_size=16))
+    assert [s.item[0] for s in got] == list(range(len(raws)))  # every message once, in order
+    return [s.score for s in got]
+
+
+@pytest.fixture
+def used(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the scans that went to worker processes."""
+    calls: list[int] = []
+    real = workers.score_in_workers
+
+    def counting(*args: Any, **kw: Any) -> Any:
+        calls.append(1)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(workers, "score_in_workers", counting)
+    return calls
+
+
+def test_workers_score_as_one_process_does(tiny_checkpoint: Path, used: list[int]) -> None:
+    raws = messages(300)
+    alone = scores(Engine.load(tiny_checkpoint, device="cpu", batch_size=8, workers=1), raws)
+    assert not used
+    pooled = scores(Engine.load(tiny_checkpoint, device="cpu", batch_size=8, workers=2), raws)
+    assert used == [1]
+    assert None not in pooled
+    assert pooled == pytest.approx(alone, abs=1e-6)
+
+
+def test_a_small_scan_stays_in_this_process(tiny_checkpoint: Path, used: list[int]) -> None:
+    engine = Engine.load(tiny_checkpoint, device="cpu", batch_size=8, workers=2)
+    assert len(scores(engine, messages(engine.pool_min - 1))) == engine.pool_min - 1
+    assert not used
+
+
+def test_dead_workers_lose_no_message(
+    tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    raws = messages(200)
+    engine = Engine.load(tiny_checkpoint, device="cpu", batch_size=8, workers=2)
+    expected = scores(Engine.load(tiny_checkpoint, device="cpu", batch_size=8, workers=1), raws)
+    parent, real = os.getpid(), Engine.score_ids
+
+    def dies_in_a_worker(self: Engine, seqs: list[list[int]]) -> list[float]:
+        if os.getpid() != parent:
+            os._exit(3)  # as if the OOM killer took it
+        return real(self, seqs)
+
+    monkeypatch.setattr(Engine, "score_ids", dies_in_a_worker)
+    with caplog.at_level(logging.WARNING, logger="mailfilter.workers"):
+        got = scores(engine, raws)
+    assert got == pytest.approx(expected, abs=1e-6)
+    assert "scoring workers failed" in caplog.text
+
+
+DRIVER = """
+import itertools, sys
+from pathlib import Path
+from mailfilter.engine import Engine
+engine = Engine.load(Path(sys.argv[1]), device="cpu", batch_size=8, workers=2)
+mail = (b"Subject: %d\\n\\nbody %d\\n" % (i, i) for i in itertools.count())
+for n, s in enumerate(engine.score_messages(mail, lambda raw: raw, chunk_size=16)):
+    if n == 100:
+        print("scoring", flush=True)
+"""
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.add(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_workers_die_with_a_killed_scan(tiny_checkpoint: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", DRIVER, str(tiny_checkpoint)], cwd=REPO, stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "scoring\n"
+        children = _children(proc.pid)
+        assert len(children) >= 2  # the two workers (and the pool's helper, if any)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(Path(f"/proc/{c}").exists() for c in children):
+        time.sleep(0.05)
+    alive = [c for c in children if Path(f"/proc/{c}/stat").exists()
+             and Path(f"/proc/{c}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]
+    assert not alive, f"workers outlived the killed scan: {alive}"
+
+
+def test_auto_workers_follow_cores_and_threads() -> None:
+    assert workers.auto_workers(1) == 1
+    assert 1 <= workers.auto_workers(None) <= workers.MAX_AUTO_WORKERS
