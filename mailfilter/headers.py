@@ -114,18 +114,40 @@ def _added_prefix(lines: list[bytes], fields: list[tuple[int, int, bytes | None]
 
 
 def looks_like_message(raw: bytes) -> bool:
-    """True when `raw` starts with a header field (after an optional From_ line), no NULs in it."""
-    lines = _split_lines(raw[:65536])
-    if lines and lines[0].startswith(b"From "):
-        lines = lines[1:]
-    if not lines or field_name(lines[0]) is None:
+    """True when `raw` starts with a header field (after an optional From_ line), no NULs in it.
+    (Offsets, not a split into lines: a scan calls this for every message.)"""
+    head = raw[:65536]
+    start = 0
+    if head.startswith(b"From "):
+        newline = head.find(b"\n")
+        if newline < 0:
+            return False
+        start = newline + 1
+    if start >= len(head):
         return False
-    end, _ = _header_end(lines)
-    return not any(b"\0" in line for line in lines[:end])
+    newline = head.find(b"\n", start)
+    if field_name(head[start : newline + 1 if newline >= 0 else len(head)]) is None:
+        return False
+    return b"\0" not in head[start : _blank_line_at(head, start)]
+
+
+def _blank_line_at(raw: bytes, start: int = 0) -> int:
+    """Offset of the first empty line (LF or CRLF) that follows a line ending at or after
+    `start`, or len(raw) when there is none."""
+    ends = [i + 1 for i in (raw.find(b"\n\n", start), raw.find(b"\n\r\n", start)) if i >= 0]
+    return min(ends, default=len(raw))
 
 
 def strip_our_headers(raw: bytes) -> bytes:
     """Remove X-Spam-Flag/Status/Level and X-Mailfilter-Score, and a subject prefix we added."""
+    head = raw[: _blank_line_at(raw)].lower()
+    if not any(name in head for name in _OURS):  # none of ours anywhere in the header block
+        return raw
+    return _strip_by_fields(raw)
+
+
+def _strip_by_fields(raw: bytes) -> bytes:
+    """`strip_our_headers` without its fast path: field by field."""
     lines = _split_lines(raw)
     end, _ = _header_end(lines)
     fields = _fields(lines, end)

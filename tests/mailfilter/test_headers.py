@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from mailfilter.headers import (
     HeaderError,
+    _strip_by_fields,
     check_subject_prefix,
     field_name,
     looks_like_message,
@@ -232,3 +233,51 @@ def test_field_name_examples() -> None:
     assert field_name(b"From someone@example.org Mon Jan  1\n") is None
     assert field_name(b": no name\n") is None
     assert field_name(b" continued: line\n") is None
+
+
+# --- the fast paths agree with the line-by-line definitions -------------------------------
+
+def _looks_like_message_by_lines(raw: bytes) -> bool:
+    """The definition, line by line (what `looks_like_message` computed before its fast path)."""
+    head = raw[:65536]
+    lines = [line + b"\n" for line in head.split(b"\n")[:-1]]
+    if head.split(b"\n")[-1]:
+        lines.append(head.split(b"\n")[-1])
+    if lines and lines[0].startswith(b"From "):
+        lines = lines[1:]
+    if not lines or field_name(lines[0]) is None:
+        return False
+    end = next((i for i, line in enumerate(lines) if line in (b"\n", b"\r\n")), len(lines))
+    return not any(b"\0" in line for line in lines[:end])
+
+
+_PIECES = st.sampled_from([
+    b"From ", b"From x@y Mon Jan  1 00:00:00 2024\n", b"Subject: hi", b"X-Spam-Flag: YES",
+    b"x-spam-status: No", b"X-Mailfilter-Score: 0.9 prefix=[SPAM]", b"Subject: [SPAM] hi",
+    b"\n", b"\r\n", b"\r", b" folded", b"\t", b"\0", b"body text", b":", b"no colon", b"  ",
+    b"To: a@b", b"X-Spam-Level: ***",
+])
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(_PIECES, max_size=14).map(b"".join))
+def test_looks_like_message_fast_path_matches_its_definition(raw: bytes) -> None:
+    assert looks_like_message(raw) == _looks_like_message_by_lines(raw)
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(_PIECES, max_size=14).map(b"".join))
+def test_strip_fast_path_matches_the_field_by_field_strip(raw: bytes) -> None:
+    assert strip_our_headers(raw) == _strip_by_fields(raw)
+    tagged = tag_message(raw, SPAM, prefix="[SPAM]")
+    assert strip_our_headers(tagged) == _strip_by_fields(tagged)
+
+
+def test_looks_like_message_edges() -> None:
+    assert looks_like_message(b"From x\nSubject: a\n\n\0body")  # NUL in the body is fine
+    assert not looks_like_message(b"From x\nSubject: a\nX: \0\n\nbody")
+    assert not looks_like_message(b"From x")
+    assert not looks_like_message(b"From x\n")
+    assert looks_like_message(b"Subject: a")
+    assert not looks_like_message(b"\nSubject: a")
+    assert looks_like_message(b"Subject: a\r\n\r\n\0")
