@@ -28,7 +28,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from itertools import islice
 from typing import TYPE_CHECKING, TypeVar
 
-from mailfilter.message import to_text
+from mailfilter.message import DEFAULT_MAX_RAW_BYTES, to_text
 
 if TYPE_CHECKING:
     from mailfilter.engine import Engine, Scored
@@ -113,7 +113,8 @@ def score_in_workers(
                 chunk = list(islice(it, chunk_size))
                 if not chunk:
                     break
-                raws = [raw_of(item) for item in chunk]
+                # `to_text` reads only this much of a message: a huge one is not shipped whole.
+                raws = [raw_of(item)[:DEFAULT_MAX_RAW_BYTES] for item in chunk]
                 try:
                     pending.append((chunk, raws, pool.submit(_score_raws, raws)))
                 except RuntimeError as e:  # the pool broke before this submit

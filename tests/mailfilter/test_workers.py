@@ -28,6 +28,8 @@ def messages(n: int) -> list[bytes]:
             out.append(bytes(range(256)) * (i % 5 + 1))  # binary garbage
         elif i % 50 == 8:
             out.append(b"")
+        elif i == 9:  # bigger than the part of a message `to_text` reads
+            out.append(b"Subject: big\n\n" + b"lorem ipsum dolor\n" * 200_000)
         else:
             words = " ".join(f"word{j * i % 97}" for j in range(i % 40 + 1))
             out.append(f"From: a{i}@example.com\nSubject: note {i}\n\n{words}\n".encode())
@@ -134,6 +136,29 @@ def test_workers_die_with_a_killed_scan(tiny_checkpoint: Path) -> None:
     alive = [c for c in children if Path(f"/proc/{c}/stat").exists()
              and Path(f"/proc/{c}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]
     assert not alive, f"workers outlived the killed scan: {alive}"
+
+
+FORK_AFTER_THREADS = """
+import sys, torch
+from pathlib import Path
+from mailfilter.engine import Engine
+torch.set_num_threads(2)
+mail = [b"Subject: %d\\n\\nbody %d\\n" % (i, i) for i in range(300)]
+engine = Engine.load(Path(sys.argv[1]), device="cpu", threads=2, batch_size=8, workers=1)
+here = [s.score for s in engine.score_messages(mail, lambda raw: raw)]  # OpenMP pool in use
+engine.workers = 2
+there = [s.score for s in engine.score_messages(mail, lambda raw: raw)]
+assert max(abs(a - b) for a, b in zip(here, there)) < 1e-5
+print("ok")
+"""
+
+
+def test_workers_fork_safely_after_the_model_ran_on_two_threads(tiny_checkpoint: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", FORK_AFTER_THREADS, str(tiny_checkpoint)], cwd=REPO,
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0 and done.stdout == "ok\n", done.stderr[-2000:]
 
 
 def test_auto_workers_follow_cores_and_threads() -> None:
