@@ -3,6 +3,7 @@ to the workers."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -164,3 +165,50 @@ def test_workers_fork_safely_after_the_model_ran_on_two_threads(tiny_checkpoint:
 def test_auto_workers_follow_cores_and_threads() -> None:
     assert workers.auto_workers(1) == 1
     assert 1 <= workers.auto_workers(None) <= workers.MAX_AUTO_WORKERS
+
+
+@pytest.mark.parametrize("action", ["tag", "move"])
+def test_a_scan_through_workers_keeps_every_message(
+    tmp_path: Path, tiny_checkpoint: Path, used: list[int], action: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`mailfilter scan` with workers, every message spam (threshold 0): each one is still
+    there exactly once, byte for byte apart from our headers, with its flags."""
+    import mailbox as mb
+
+    from typer.testing import CliRunner
+
+    from mailfilter.cli import app
+    from mailfilter.headers import strip_our_headers
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    md = mb.Maildir(tmp_path / "Maildir")
+    originals = []
+    for i, raw in enumerate(messages(150)):
+        if not raw.startswith(b"From:") and not raw.startswith(b"Subject:"):
+            continue  # garbage is skipped, not scored; test_scan covers it
+        msg = mb.MaildirMessage(raw)
+        msg.set_subdir("cur")
+        msg.set_flags("S" if i % 2 else "RS")
+        md.add(msg)
+        originals.append((raw, msg.get_flags()))
+    args = ["scan", str(tmp_path / "Maildir"), "--checkpoint", str(tiny_checkpoint),
+            "--threshold", "0", "--action", action, "--batch-size", "4", "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert used == [1]
+    report = json.loads(result.stdout)
+    assert report["scanned"] == len(originals) and report["errors"] == 0
+    found, tagged = [], 0
+    junk = mb.Maildir(tmp_path / "Maildir" / ".Junk", create=True)
+    for box in (md, junk):
+        for key in box.iterkeys():
+            data = box.get_bytes(key)
+            tagged += b"\nX-Spam-Flag: YES" in data
+            found.append((strip_our_headers(data), box.get_message(key).get_flags()))
+    assert sorted(found) == sorted(originals)
+    if action == "move":
+        assert len(junk) == len(originals) and len(md) == 0
+    else:  # all but the one too large to rewrite
+        assert tagged == len(originals) - 1 and report["not_applied"] == {"too large to tag": 1}
