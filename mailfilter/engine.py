@@ -145,19 +145,24 @@ class Engine:
         return self.score_ids(self.tokenize(texts))
 
     def score_messages(
-        self, items: Iterable[T], raw_of: Callable[[T], bytes], chunk_size: int = 256
+        self,
+        items: Iterable[T],
+        raw_of: Callable[[T], bytes],
+        chunk_size: int = 256,
+        read: Callable[[bytes], str] = mail_to_text,
     ) -> Iterator[Scored[T]]:
         """p(spam) for raw messages (`raw_of` gives an item's bytes; it is called once per
-        item, in order), yielded in order; a message that cannot be scored has score None."""
+        item, in order), yielded in order; a message that cannot be scored has score None.
+        `read` makes the model text (`message.to_text`; benchmarks pass a corpus reader's)."""
         from mailfilter.workers import can_fork, score_in_workers
 
         it = iter(items)
         head = list(islice(it, self.pool_min))
         rest = chain(head, it)
         if self.workers > 1 and len(head) >= self.pool_min and can_fork():
-            yield from score_in_workers(self, rest, raw_of, self.workers, chunk_size)
+            yield from score_in_workers(self, rest, raw_of, self.workers, chunk_size, read)
         else:
-            yield from self.score_stream(rest, lambda item: mail_to_text(raw_of(item)), chunk_size)
+            yield from self.score_stream(rest, lambda item: read(raw_of(item)), chunk_size)
 
     def score_stream(
         self, items: Iterable[T], to_text: Callable[[T], str], chunk_size: int = 256

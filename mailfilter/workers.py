@@ -37,7 +37,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 MAX_AUTO_WORKERS = 8
 _PR_SET_PDEATHSIG = 1
-_ENGINE: Engine | None = None  # set in the parent before forking; the workers inherit it
+# Set in the parent before forking; the workers inherit them.
+_ENGINE: Engine | None = None
+_TO_TEXT: Callable[[bytes], str] = to_text
 
 
 def auto_workers(threads: int | None) -> int:
@@ -70,13 +72,13 @@ def _init_worker(parent: int) -> None:
 
 def _score_raws(raws: list[bytes]) -> list[tuple[float | None, str | None]]:
     """In a worker: p(spam), or the error, for each raw message."""
-    engine = _ENGINE
+    engine, read = _ENGINE, _TO_TEXT
     assert engine is not None, "worker started without an engine"
     texts: list[str] = []
     out: list[tuple[float | None, str | None]] = []
     for raw in raws:
         try:
-            texts.append(to_text(raw))
+            texts.append(read(raw))
             out.append((None, None))
         except Exception as e:  # to_text does not raise; if it ever did, one skip
             out.append((None, f"{type(e).__name__}: {e}"))
@@ -90,12 +92,14 @@ def score_in_workers(
     raw_of: Callable[[T], bytes],
     workers: int,
     chunk_size: int,
+    read: Callable[[bytes], str] = to_text,
 ) -> Iterator[Scored[T]]:
-    """Scores for `items`, in order, computed by `workers` forked processes."""
+    """Scores for `items`, in order, computed by `workers` forked processes; `read` turns raw
+    bytes into the model's text (`message.to_text`, or a corpus reader's for benchmarks)."""
     from mailfilter.engine import Scored
 
-    global _ENGINE
-    _ENGINE = engine
+    global _ENGINE, _TO_TEXT
+    _ENGINE, _TO_TEXT = engine, read
     pool = ProcessPoolExecutor(
         max_workers=workers,
         mp_context=multiprocessing.get_context("fork"),
@@ -113,8 +117,9 @@ def score_in_workers(
                 chunk = list(islice(it, chunk_size))
                 if not chunk:
                     break
-                # `to_text` reads only this much of a message: a huge one is not shipped whole.
-                raws = [raw_of(item)[:DEFAULT_MAX_RAW_BYTES] for item in chunk]
+                raws = [raw_of(item) for item in chunk]
+                if read is to_text:  # it reads only this much: a huge message is not sent whole
+                    raws = [raw[:DEFAULT_MAX_RAW_BYTES] for raw in raws]
                 try:
                     pending.append((chunk, raws, pool.submit(_score_raws, raws)))
                 except RuntimeError as e:  # the pool broke before this submit
@@ -132,21 +137,23 @@ def score_in_workers(
                     log.warning("scoring workers failed (%s); scoring in this process",
                                 type(e).__name__)
             if results is None:
-                yield from _score_here(engine, chunk, raws)
+                yield from _score_here(engine, chunk, raws, read)
                 continue
             for item, (score, error) in zip(chunk, results, strict=True):
                 yield Scored(item, score, error)
         if broken is not None:  # the rest, too
-            yield from engine.score_stream(it, lambda item: to_text(raw_of(item)), chunk_size)
+            yield from engine.score_stream(it, lambda item: read(raw_of(item)), chunk_size)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-        _ENGINE = None
+        _ENGINE, _TO_TEXT = None, to_text
 
 
-def _score_here(engine: Engine, chunk: list[T], raws: list[bytes]) -> Iterator[Scored[T]]:
+def _score_here(
+    engine: Engine, chunk: list[T], raws: list[bytes], read: Callable[[bytes], str]
+) -> Iterator[Scored[T]]:
     """One chunk scored in the calling process (after the workers failed)."""
     from mailfilter.engine import Scored
 
     pairs = list(zip(chunk, raws, strict=True))
-    for s in engine.score_stream(pairs, lambda pair: to_text(pair[1]), len(pairs) or 1):
+    for s in engine.score_stream(pairs, lambda pair: read(pair[1]), len(pairs) or 1):
         yield Scored(s.item[0], s.score, s.error)

@@ -1,4 +1,5 @@
-"""mailfilter itself, scored the way the scanner does: raw bytes → `to_text` → model, on the CPU."""
+"""mailfilter itself, scored the way the scanner does: raw bytes → `to_text` → model, on the CPU
+(a large set in worker processes, as `mailfilter scan` scores a large scan)."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ def score_with_mailfilter(checkpoint: Path, raws: Sequence[bytes],
     engine = Engine.load(checkpoint, device="cpu", threads=threads)
     engine.score_texts([to_text(raw) for raw in raws[:WARMUP]])
     started = time.perf_counter()
-    scored = list(engine.score_stream(raws, to_text))
+    scored = list(engine.score_messages(raws, lambda raw: raw, read=to_text))
     seconds = time.perf_counter() - started
     failed = sum(s.score is None for s in scored)
     if failed:

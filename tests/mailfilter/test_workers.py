@@ -212,3 +212,19 @@ def test_a_scan_through_workers_keeps_every_message(
         assert len(junk) == len(originals) and len(md) == 0
     else:  # all but the one too large to rewrite
         assert tagged == len(originals) - 1 and report["not_applied"] == {"too large to tag": 1}
+
+
+def test_workers_use_the_reader_they_are_given(tiny_checkpoint: Path, used: list[int]) -> None:
+    raws = [b"Subject: %d\n\nsome words %d\n" % (i, i) for i in range(200)]
+
+    def read(raw: bytes) -> str:  # a corpus reader's own conversion, as the peers bench has
+        return raw.decode().upper()
+
+    def run(workers: int) -> list[float | None]:
+        engine = Engine.load(tiny_checkpoint, device="cpu", batch_size=8, workers=workers)
+        return [s.score for s in engine.score_messages(raws, lambda r: r, 16, read=read)]
+
+    alone = run(1)
+    assert run(2) == pytest.approx(alone, abs=1e-6) and used == [1]
+    engine = Engine.load(tiny_checkpoint, device="cpu", batch_size=8, workers=1)
+    assert alone == pytest.approx(engine.score_texts([read(r) for r in raws]), abs=1e-6)
