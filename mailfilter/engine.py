@@ -148,14 +148,17 @@ class Engine:
         self,
         items: Iterable[T],
         raw_of: Callable[[T], bytes],
-        chunk_size: int = 256,
+        chunk_size: int | None = None,
         read: Callable[[bytes], str] = mail_to_text,
     ) -> Iterator[Scored[T]]:
         """p(spam) for raw messages (`raw_of` gives an item's bytes; it is called once per
         item, in order), yielded in order; a message that cannot be scored has score None.
-        `read` makes the model text (`message.to_text`; benchmarks pass a corpus reader's)."""
+        `chunk_size`: messages prepared (and, with workers, sent) at a time; default 4 batches,
+        small enough that the last chunks leave no worker idle for long. `read` makes the
+        model text (`message.to_text`; benchmarks pass a corpus reader's)."""
         from mailfilter.workers import can_fork, score_in_workers
 
+        chunk_size = chunk_size or 4 * self.batch_size
         it = iter(items)
         head = list(islice(it, self.pool_min))
         rest = chain(head, it)
