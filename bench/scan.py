@@ -63,7 +63,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--workers", type=int, default=None,
                     help="scan worker processes (default: the engine's choice)")
-    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--batch-size", type=int, default=None, help="default: the engine's")
     ap.add_argument("--repeat", type=int, default=3,
                     help="forward/scan pairs, alternated; medians are reported")
     args = ap.parse_args()
@@ -76,7 +76,7 @@ def main() -> int:
         engine = Engine.load(args.checkpoint, device="cpu", threads=args.threads,
                              batch_size=args.batch_size, workers=args.workers)
         ids = engine.tokenize([to_text(p.read_bytes()) for p in files])
-        engine.score_ids(ids[: args.batch_size])  # warm-up
+        engine.score_ids(ids[: engine.batch_size])  # warm-up
         forwards, pooled, scans, walls, peaks, report = [], [], [], [], [], {}
         for r in range(args.repeat):  # alternate, so a drift in machine speed hits all alike
             start = time.perf_counter()
@@ -173,8 +173,9 @@ def run_scan(
     report, wall seconds and the peak PSS of its process tree (MB, sampled every second)."""
     env = {**os.environ, "XDG_STATE_HOME": str(state)}
     cmd = [sys.executable, "-c", "from mailfilter.cli import main; main()", "scan",
-           str(maildir), "--action", "none", "--json", "--device", "cpu",
-           "--batch-size", str(args.batch_size)]
+           str(maildir), "--action", "none", "--json", "--device", "cpu"]
+    if args.batch_size:
+        cmd += ["--batch-size", str(args.batch_size)]
     if args.checkpoint:
         cmd += ["--checkpoint", str(args.checkpoint)]
     if args.threads:

@@ -60,6 +60,7 @@ from mailfilter.verdict import decide
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 1024  # events gathered at most before a batch is scored anyway
+LOCK_CHUNK = 32  # messages scored per hold of the engine lock (socket requests go in between)
 _SOCKET = "socket"  # the mailbox name of records for mail scored through the socket
 FILTERED = "filter"  # their action: known to no action but none; a delivery reuses the score
 
@@ -96,7 +97,7 @@ class _LockedEngine:
         self.threshold, self.model_id = engine.threshold, engine.model_id
 
     def score_messages(
-        self, items: Iterable[Any], raw_of: Callable[[Any], bytes], chunk_size: int = 0
+        self, items: Iterable[Any], raw_of: Callable[[Any], bytes], chunk_size: int | None = None
     ) -> Iterator[Scored[Any]]:
         batch: list[Any] = []
         for item in items:
@@ -382,7 +383,7 @@ class Daemon:
         rescan = any(j.kind == "reload" for j in batch) and self.reload()
         self._write_records([j.record for j in batch if j.record is not None])
         settings, engine = self._now()
-        locked = _LockedEngine(engine, self.engine_lock, settings.batch_size)
+        locked = _LockedEngine(engine, self.engine_lock, settings.batch_size or LOCK_CHUNK)
         scored = 0
         if rescan or any(j.kind == "scan" for j in batch):
             self.reconcile(settings)

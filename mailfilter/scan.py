@@ -50,7 +50,7 @@ class ScoringEngine(Protocol):
     model_id: str
 
     def score_messages(
-        self, items: Iterable[Any], raw_of: Callable[[Any], bytes], chunk_size: int = ...
+        self, items: Iterable[Any], raw_of: Callable[[Any], bytes], chunk_size: int | None = ...
     ) -> Iterator[Scored[Any]]:
         """Scored items, in order; `raw_of` gives each item's raw message."""
         ...
@@ -267,9 +267,8 @@ class _Scan:
 
     def score_all(self, items: Iterable[_Loaded], start: float) -> ScanReport:
         """Score `items` (read in the engine's worker thread), apply, finish the mbox changes."""
-        chunk = max(64, self.settings.batch_size * 4)
         try:
-            for s in self.engine.score_messages(items, self.raw_of, chunk_size=chunk):
+            for s in self.engine.score_messages(items, self.raw_of):
                 self.scored(s.item, s.score, s.error)
             for outcome in self.applier.finish():
                 self.done(outcome)

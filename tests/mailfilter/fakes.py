@@ -26,7 +26,7 @@ class FakeEngine:
         self.before_yield = before_yield
 
     def score_messages(
-        self, items: Iterable[Any], raw_of: Callable[[Any], bytes], chunk_size: int = 256
+        self, items: Iterable[Any], raw_of: Callable[[Any], bytes], chunk_size: int | None = None
     ) -> Iterator[FakeScored]:
         for item in items:
             text = to_text(raw_of(item))

@@ -48,7 +48,7 @@ def test_each_source_overrides_the_one_below(
     settings, path, rows = explain_settings(config, max_size=16384)
     assert path == config
     assert (settings.batch_size, settings.action, settings.threshold, settings.max_size) == (
-        32, "tag", 0.8, 16384,
+        None, "tag", 0.8, 16384,
     )  # fmt: skip
     source = {r.key: r.source for r in rows}
     assert source["batch_size"] == "default"

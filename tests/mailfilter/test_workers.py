@@ -228,3 +228,11 @@ def test_workers_use_the_reader_they_are_given(tiny_checkpoint: Path, used: list
     assert run(2) == pytest.approx(alone, abs=1e-6) and used == [1]
     engine = Engine.load(tiny_checkpoint, device="cpu", batch_size=8, workers=1)
     assert alone == pytest.approx(engine.score_texts([read(r) for r in raws]), abs=1e-6)
+
+
+def test_default_batch_is_small_on_the_cpu(tiny_checkpoint: Path) -> None:
+    from mailfilter.engine import CPU_BATCH
+
+    engine = Engine.load(tiny_checkpoint, device="cpu")
+    assert engine.batch_size == CPU_BATCH and engine.pool_min >= 4 * CPU_BATCH
+    assert Engine.load(tiny_checkpoint, device="cpu", batch_size=64).batch_size == 64
