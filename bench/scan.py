@@ -140,8 +140,8 @@ def forward_in_processes(engine: Engine, ids: list[list[int]], n: int) -> float:
     return seconds
 
 
-def _tree_pss_kb(root: int) -> int:
-    """PSS of `root` and all its descendants, in kB (Linux /proc)."""
+def process_parents() -> dict[int, int]:
+    """Each running process's parent pid (Linux /proc)."""
     parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -150,6 +150,12 @@ def _tree_pss_kb(root: int) -> int:
             except OSError:
                 continue
             parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    return parents
+
+
+def _tree_pss_kb(root: int) -> int:
+    """PSS of `root` and all its descendants, in kB (Linux /proc)."""
+    parents = process_parents()
     tree, grew = {root}, True
     while grew:
         more = {pid for pid, ppid in parents.items() if ppid in tree} - tree

@@ -22,6 +22,7 @@ from typing import Generic, TypeVar
 import torch
 
 from mailfilter.message import to_text as mail_to_text
+from mailfilter.workers import auto_workers, can_fork, score_in_workers
 from models.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from models.classifier import right_pad
 from models.tokenizer import EOT_ID, encode_batch_head
@@ -106,8 +107,6 @@ class Engine:
         self.model_id = checkpoint.sha256[:16]
         self.batch_size = batch_size or (CUDA_BATCH if self.device.type == "cuda" else CPU_BATCH)
         self._spam_index = list(checkpoint.meta.labels).index("spam")
-        from mailfilter.workers import auto_workers
-
         self.workers = 1 if self.device.type != "cpu" else workers or auto_workers(threads)
         # Forking costs little, but a small scan is done before workers would help.
         self.pool_min = max(128, 4 * self.batch_size)
@@ -162,8 +161,6 @@ class Engine:
         `chunk_size`: messages prepared (and, with workers, sent) at a time; default 4 batches,
         small enough that the last chunks leave no worker idle for long. `read` makes the
         model text (`message.to_text`; benchmarks pass a corpus reader's)."""
-        from mailfilter.workers import can_fork, score_in_workers
-
         chunk_size = chunk_size or max(64, 4 * self.batch_size)
         it = iter(items)
         head = list(islice(it, self.pool_min))

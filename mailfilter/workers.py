@@ -63,8 +63,8 @@ def _init_worker(parent: int) -> None:
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):  # not Linux: the pool's own pipes still end us, later
-        pass
+    except (OSError, AttributeError):  # not Linux: no death signal, so a worker of a killed
+        pass  # scan waits on the pool's pipe until something ends it
     if os.getppid() != parent:  # the parent died before prctl took effect
         os._exit(1)
     torch.set_num_threads(1)
@@ -75,15 +75,15 @@ def _score_raws(raws: list[bytes]) -> list[tuple[float | None, str | None]]:
     engine, read = _ENGINE, _TO_TEXT
     assert engine is not None, "worker started without an engine"
     texts: list[str] = []
-    out: list[tuple[float | None, str | None]] = []
+    errors: list[str | None] = []
     for raw in raws:
         try:
             texts.append(read(raw))
-            out.append((None, None))
+            errors.append(None)
         except Exception as e:  # to_text does not raise; if it ever did, one skip
-            out.append((None, f"{type(e).__name__}: {e}"))
+            errors.append(f"{type(e).__name__}: {e}")
     scores = iter(engine.score_ids(engine.tokenize(texts)))
-    return [(next(scores), None) if err is None else (None, err) for _, err in out]
+    return [(next(scores), None) if err is None else (None, err) for err in errors]
 
 
 def score_in_workers(

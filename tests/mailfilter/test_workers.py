@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+import mailfilter.engine as engine_module
 import mailfilter.workers as workers
 from mailfilter.engine import Engine
 
@@ -53,7 +54,7 @@ def used(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         calls.append(1)
         return real(*args, **kw)
 
-    monkeypatch.setattr(workers, "score_in_workers", counting)
+    monkeypatch.setattr(engine_module, "score_in_workers", counting)
     return calls
 
 
@@ -106,16 +107,9 @@ for n, s in enumerate(engine.score_messages(mail, lambda raw: raw, chunk_size=16
 
 
 def _children(pid: int) -> set[int]:
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.add(int(entry.name))
-    return found
+    from bench.scan import process_parents
+
+    return {child for child, parent in process_parents().items() if parent == pid}
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
