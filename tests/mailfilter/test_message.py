@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 from email.message import EmailMessage
@@ -15,6 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import mailfilter.message as M
 from mailfilter.message import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_CHARS,
@@ -456,6 +458,33 @@ def test_text_from_parts_matches_to_text_property(subject: str, body: str) -> No
     msg["Subject"] = subject
     msg.set_content(body, charset="utf-8")
     assert text_from_parts(subject, body) == to_text(msg.as_bytes())
+
+
+def _clean_body_pass_by_pass(text: str) -> str:
+    """`_clean_body` as its definition reads: every pass over the whole text, in order."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = M._MD_LINK.sub(M._link, text)
+    text = re.sub(r"<?\b((?:https?|ftp)://[^\s<>\"'\]\[]+)>?", lambda m: M._host(m.group(1)),
+                  text, flags=re.IGNORECASE)
+    text = M._CONTROL.sub(" ", M._INVISIBLE.sub("", text))
+    text = M._REPEATS.sub(lambda m: m.group(1) * 10, M._REPLACEMENTS.sub("\ufffd", text))
+    lines = [M._SPACES.sub(" ", line).strip() for line in text.split("\n")]
+    return M._BLANK_LINES.sub("\n\n", "\n".join(lines)).strip()
+
+
+_BODY_PIECES = st.sampled_from([
+    "http://", "HTTPS://", "ftp://", "Ftp://", "<", ">", "<http://a.example/x>", "mailto:",
+    "[", "]", "(", ")", "](", "[x](http://b.example/p)", "\ufffd", "\n", "\r", "\r\n", " ",
+    "\t", "\x0b", "\u00a0", "\u200b", "\ud800", "!", "-", "=" * 12, "h", "f", "ſ", "K",
+    "www.example.com", "word", "\u3000", "é",
+])
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.one_of(_BODY_PIECES, st.text(max_size=5)), max_size=40))
+def test_clean_body_skips_only_passes_that_cannot_match(pieces: list[str]) -> None:
+    text = "".join(pieces)
+    assert M._clean_body(text) == _clean_body_pass_by_pass(text)
 
 
 # --- never raises ----------------------------------------------------------------------------
