@@ -91,6 +91,7 @@ _INVISIBLE = re.compile("[\u00ad\u200b-\u200d\u2060\ufeff]")
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029\u00a0\t]")
 _SPACES = re.compile(r"[ \t\f\v]+")
 _BLANK_LINES = re.compile(r"\n{3,}")
+_LINE_EDGES = re.compile(r" ?\n ?")  # after _SPACES: a line's leading and trailing space
 _REPLACEMENTS = re.compile("\ufffd{2,}")
 _REPEATS = re.compile(r"([^\w\s])\1{9,}")
 _MD_LINK = re.compile(r"\[([^\[\]\n]{0,500})\]\(([^()\s]{0,2000})(?: \"[^\"\n]{0,500}\")?\)")
@@ -431,7 +432,11 @@ def _clean_body(text: str) -> str:
     if "\ufffd\ufffd" in text:
         text = _REPLACEMENTS.sub("\ufffd", text)
     text = _REPEATS.sub(lambda m: m.group(1) * 10, text)
-    text = "\n".join([line.strip() for line in _SPACES.sub(" ", text).split("\n")])
+    text = _SPACES.sub(" ", text)
+    if text.isascii():  # its only whitespace left is " " and "\n": strip each line by regex
+        text = _LINE_EDGES.sub("\n", text)
+    else:  # str.strip also strips Unicode spaces
+        text = "\n".join([line.strip() for line in text.split("\n")])
     if "\n\n\n" in text:
         text = _BLANK_LINES.sub("\n\n", text)
     return text.strip()

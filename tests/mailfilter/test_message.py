@@ -487,6 +487,12 @@ def test_clean_body_skips_only_passes_that_cannot_match(pieces: list[str]) -> No
     assert M._clean_body(text) == _clean_body_pass_by_pass(text)
 
 
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=" \n\r\t\x0b\x0cab!-<>:/hf.[]()\ufffd", max_size=60))
+def test_clean_body_of_ascii_like_text_matches_its_definition(text: str) -> None:
+    assert M._clean_body(text) == _clean_body_pass_by_pass(text)
+
+
 # --- never raises ----------------------------------------------------------------------------
 
 
