@@ -1,0 +1,32 @@
+"""The unseen-corpus benchmark trains on every corpus but the held-out one, and refuses a model
+that saw it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.cross_corpus import check_unseen, training_paths
+from bench.peerlib.corpus import CORPORA
+
+
+@pytest.mark.parametrize("holdout", sorted(CORPORA))
+def test_training_paths_are_every_other_corpus(holdout: str) -> None:
+    root = Path("/data")
+    paths = training_paths(root, holdout)
+    others = {root / rel for name, rels in CORPORA.items() if name != holdout for rel in rels}
+    assert set(paths) == others
+    assert not {root / rel for rel in CORPORA[holdout]} & set(paths)
+
+
+def test_a_model_trained_on_the_held_out_corpus_is_refused() -> None:
+    seen = {"data": ["/x/shared/data/spamassassin", "/x/shared/data/enron-spam/enron1.tar.gz"]}
+    with pytest.raises(SystemExit, match="trained on the held-out corpus"):
+        check_unseen(seen, "enron")
+    check_unseen(seen, "lingspam")  # Ling-Spam is not among its data: accepted
+
+
+def test_a_model_without_a_record_of_its_data_is_refused() -> None:
+    with pytest.raises(SystemExit, match="does not record"):
+        check_unseen({}, "enron")
