@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.cross_corpus import check_unseen, training_paths
-from bench.peerlib.corpus import CORPORA
+from bench.cross_corpus import check_unseen, training_paths, write_page
+from bench.peerlib.corpus import CORPORA, Split
 
 
 @pytest.mark.parametrize("holdout", sorted(CORPORA))
@@ -30,3 +30,16 @@ def test_a_model_trained_on_the_held_out_corpus_is_refused() -> None:
 def test_a_model_without_a_record_of_its_data_is_refused() -> None:
     with pytest.raises(SystemExit, match="does not record"):
         check_unseen({}, "enron")
+
+
+def test_the_page_names_what_was_trained_on_and_what_was_scored(tmp_path: Path) -> None:
+    split = Split(corpus="enron", paths=(Path("/d/enron1.tar.gz"),), train=[], test=[],
+                  dedupe=None, to_text=str)  # type: ignore[arg-type]
+    page = tmp_path / "unseen-enron.md"
+    write_page(page, split, training_paths(Path("/d"), "enron"), "| table |", [], ["a note"],
+               60.0, "python bench/cross_corpus.py --holdout enron")
+    text = page.read_text()
+    assert "trained without enron" in text
+    assert "the training splits of lingspam, spamassassin (2 paths)" in text
+    assert "the test split of enron1.tar.gz, which no filter saw in training" in text
+    assert "| table |" in text and "- a note" in text
