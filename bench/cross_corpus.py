@@ -30,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.peerlib.corpus import CORPORA, Split, load_split
 from bench.peerlib.ours import score_with_mailfilter
-from bench.peerlib.report import FilterResult, markdown_table, plot_roc
-from bench.peers import DATA, DOCS, PEERS, describe_machine, run_peers
+from bench.peerlib.report import FilterResult, markdown_table, page_tail, plot_roc
+from bench.peers import describe_machine, parse_common, run_peers
 
 log = logging.getLogger("cross_corpus")
 
@@ -41,23 +41,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--holdout", choices=sorted(CORPORA), required=True,
                     help="the corpus no filter is trained on")
-    ap.add_argument("--data", type=Path, default=DATA, help="root of the shared corpora")
     ap.add_argument("--checkpoint", type=Path,
                     help="a mailfilter model trained without the held-out corpus "
                          "(default: train one into --work)")
     ap.add_argument("--work", type=Path, default=Path("runs/cross-corpus"),
                     help="where the model is trained when no --checkpoint is given")
-    ap.add_argument("--peers", default=",".join(PEERS),
-                    help="comma-separated subset of bogofilter, spamprobe, spamassassin")
-    ap.add_argument("--spamd-children", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=None, help="torch threads for mailfilter")
-    ap.add_argument("--out", type=Path, default=DOCS, help="where the .md and .png go")
-    args = ap.parse_args(argv)
-    args.peers = [name for name in args.peers.split(",") if name]
-    unknown = set(args.peers) - set(PEERS)
-    if unknown:
-        ap.error(f"unknown peers: {', '.join(sorted(unknown))}")
-    return args
+    return parse_common(ap, argv)
 
 
 def training_paths(data: Path, holdout: str) -> list[Path]:
@@ -115,18 +104,7 @@ def write_page(path: Path, split: Split, sources: list[Path], table: str,
         "threshold its training chose on the other corpora's validation split); ROC AUC uses "
         "the continuous score.",
         "",
-        table,
-        "",
-        "| filter | version | settings |",
-        "|---|---|---|",
-        *(f"| {r.name} | {r.version} | {r.settings} |" for r in results),
-        "",
-        f"![ROC curves]({path.stem}-roc.png)",
-        "",
-        "Notes:",
-        "",
-        *(f"- {n}" for n in notes),
-        "",
+        *page_tail(table, results, path.stem, notes),
     ]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))

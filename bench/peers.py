@@ -38,7 +38,7 @@ from bench.peerlib.corpus import (
 )
 from bench.peerlib.ours import score_with_mailfilter
 from bench.peerlib.peer import Peer, PeerError, PeerMissingError
-from bench.peerlib.report import FilterResult, markdown_table, plot_roc
+from bench.peerlib.report import FilterResult, markdown_table, page_tail, plot_roc
 from bench.peerlib.spamassassin import SpamAssassin
 from bench.peerlib.spamprobe import SpamProbe
 from mailfilter.engine import EngineError, bundled_checkpoint_path
@@ -58,15 +58,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--corpus", choices=sorted(CORPORA), default="spamassassin")
-    ap.add_argument("--data", type=Path, default=DATA, help="root of the shared corpora")
     ap.add_argument("--checkpoint", type=Path, action="append", default=None,
                     help="mailfilter checkpoint (default: the bundled model); repeat to compare "
                     "several, one row each")
     ap.add_argument("--no-mailfilter", action="store_true", help="compare the peers only")
-    ap.add_argument("--peers", default=",".join(PEERS),
-                    help=f"comma-separated subset of {', '.join(PEERS)}")
     ap.add_argument("--limit", type=int, default=None,
                     help="at most N train and N test messages (stratified), for a quick run")
+    return parse_common(ap, argv)
+
+
+def parse_common(ap: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Add the options every peer comparison takes (data, peers, spamd children, threads, out),
+    parse, and turn --peers into a checked list of names."""
+    ap.add_argument("--data", type=Path, default=DATA, help="root of the shared corpora")
+    ap.add_argument("--peers", default=",".join(PEERS),
+                    help=f"comma-separated subset of {', '.join(PEERS)}")
     ap.add_argument("--spamd-children", type=int, default=2)
     ap.add_argument("--threads", type=int, default=None, help="torch threads for mailfilter")
     ap.add_argument("--out", type=Path, default=DOCS, help="where the .md and .png go")
@@ -169,19 +175,7 @@ def write_report(path: Path, split: Split, results: list[FilterResult], table: s
         "ROC AUC uses its continuous score; messages/s is test messages over the wall time "
         "of the scoring phase (other jobs may share the machine: compare rows, not runs).",
         "",
-        table,
-        "",
-        "| filter | version | settings |",
-        "|---|---|---|",
-        *(f"| {r.name} | {r.version} | {r.settings} |" for r in results),
-        "",
-        f"![ROC curves]({path.stem}-roc.png)",
-        "",
-        "Notes:",
-        "",
-        f"- {SPLIT_NOTE}",
-        *(f"- {n}" for n in notes),
-        "",
+        *page_tail(table, results, path.stem, [SPLIT_NOTE, *notes]),
     ]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))

@@ -37,6 +37,26 @@ def _rate(count: int, total: int) -> str:
     return f"{100 * count / total:.2f}% ({count}/{total})" if total else "n/a"
 
 
+def page_tail(table: str, results: Sequence[FilterResult], roc_stem: str,
+              notes: Sequence[str]) -> list[str]:
+    """The lines every comparison page ends with: the table, each filter's settings, the ROC
+    plot and the notes."""
+    return [
+        table,
+        "",
+        "| filter | version | settings |",
+        "|---|---|---|",
+        *(f"| {r.name} | {r.version} | {r.settings} |" for r in results),
+        "",
+        f"![ROC curves]({roc_stem}-roc.png)",
+        "",
+        "Notes:",
+        "",
+        *(f"- {n}" for n in notes),
+        "",
+    ]
+
+
 def markdown_table(results: Sequence[FilterResult], labels: Sequence[int]) -> str:
     """The comparison table in GitHub markdown."""
     lines = [
