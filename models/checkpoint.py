@@ -20,7 +20,7 @@ from safetensors.torch import save_file
 from models.classifier import GPTClassifier, Pooling
 from models.ensemble import GPTEnsemble
 from models.gpt import GPT, GPTConfig
-from models.tokenizer import BPE_SHA256, TOKENIZER_NAME
+from models.tokenizer import BPE_SHA256, TEXT_CASES, TOKENIZER_NAME
 
 FORMAT = "mailfilter-checkpoint"
 SCHEMA = "1"
@@ -45,6 +45,7 @@ class CheckpointMeta:
     training: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     members: int = 1  # >1: a GPTEnsemble of that many classifiers of this config
+    text_case: str = "keep"  # models.tokenizer.TEXT_CASES: how text is cased before tokenising
 
     def to_metadata(self) -> dict[str, str]:
         """The str->str header safetensors stores."""
@@ -61,7 +62,9 @@ class CheckpointMeta:
             "threshold": repr(float(self.threshold)),
             "training": json.dumps(self.training, sort_keys=True),
             "metrics": json.dumps(self.metrics, sort_keys=True),
-        } | ({"members": str(self.members)} if self.members != 1 else {})
+        } | ({"members": str(self.members)} if self.members != 1 else {}) | (
+            {"text_case": self.text_case} if self.text_case != "keep" else {}
+        )
 
     @classmethod
     def from_metadata(cls, md: dict[str, str]) -> CheckpointMeta:
@@ -83,6 +86,7 @@ class CheckpointMeta:
                 training=json.loads(md.get("training", "{}")),
                 metrics=json.loads(md.get("metrics", "{}")),
                 members=int(md.get("members", "1")),
+                text_case=md.get("text_case", "keep"),
             )
         except (KeyError, ValueError, TypeError) as e:
             raise CheckpointError(f"checkpoint metadata is invalid: {e}") from e
@@ -90,6 +94,8 @@ class CheckpointMeta:
             raise CheckpointError(f"unknown checkpoint kind {meta.kind!r}")
         if meta.pooling not in ("last_real", "last_position"):
             raise CheckpointError(f"unknown pooling {meta.pooling!r}")
+        if meta.text_case not in TEXT_CASES:
+            raise CheckpointError(f"unknown text case {meta.text_case!r}")
         if not 1 <= meta.members <= MAX_MEMBERS:
             raise CheckpointError(f"members {meta.members} outside 1..{MAX_MEMBERS}")
         if meta.members > 1 and (meta.kind != "classifier" or len(meta.labels) != 2):

@@ -17,6 +17,20 @@ TOKENIZER_NAME = "gpt2"
 GPT2_PATTERN = r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
 
 
+# How a model's text is cased before tokenising, per checkpoint: "keep" (GPT-2 and older
+# checkpoints) or "lower" (the bundled model: most of its labeled mail comes lower-cased, and
+# BPE gives " Free" and " free" unrelated ids, so with case kept what it learnt there would not
+# reach mixed-case mail).
+TEXT_CASES = ("keep", "lower")
+
+
+def apply_case(texts: list[str], text_case: str) -> list[str]:
+    """The texts as a model with this `text_case` reads them."""
+    if text_case not in TEXT_CASES:
+        raise ValueError(f"unknown text case {text_case!r}; known: {', '.join(TEXT_CASES)}")
+    return [t.lower() for t in texts] if text_case == "lower" else texts
+
+
 class TokenizerError(Exception):
     """The vendored BPE file is missing or does not match its pinned hash."""
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from models.checkpoint import FORMAT, load_checkpoint
+from models.checkpoint import FORMAT, load_checkpoint, read_meta
 from models.classifier import GPTClassifier
 from models.gpt import GPT, PRESETS, GPTConfig
 from models.hf_import import HUB_REPOS, classifier_from_gpt2, resolve_base_model
@@ -73,6 +73,18 @@ def _is_our_checkpoint(path: Path) -> bool:
             return (f.metadata() or {}).get("format") == FORMAT
     except Exception:
         return False
+
+
+def base_text_case(base: str, preset_case: str) -> str:
+    """How text is cased for a trunk: a mailfilter checkpoint says (it was trained so), an
+    OpenAI/Hugging Face GPT-2 keeps case (it was pretrained on cased text), a random trunk
+    takes the preset's."""
+    if base == "random":
+        return preset_case
+    path = Path(base)
+    if base not in HUB_REPOS and path.is_file() and _is_our_checkpoint(path):
+        return read_meta(path).text_case
+    return "keep"
 
 
 def build_base_classifier(

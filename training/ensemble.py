@@ -37,11 +37,13 @@ def _members(paths: list[Path], checkpoints: list[Checkpoint]) -> list[GPTClassi
             raise EnsembleError(f"{path}: not a single classifier (a language model or ensemble)")
         if meta.labels != ("ham", "spam"):
             raise EnsembleError(f"{path}: labels {meta.labels}, expected ('ham', 'spam')")
-        same = (meta.config, meta.max_length, meta.pooling) == (
-            first.config, first.max_length, first.pooling
+        same = (meta.config, meta.max_length, meta.pooling, meta.text_case) == (
+            first.config, first.max_length, first.pooling, first.text_case
         )  # fmt: skip
         if not same:
-            raise EnsembleError(f"{path}: shape, context or pooling differs from {paths[0]}")
+            raise EnsembleError(
+                f"{path}: shape, context, pooling or text case differs from {paths[0]}"
+            )
         members.append(ck.model)
     return members
 
@@ -60,7 +62,7 @@ def combine(
         raise EnsembleError("the validation split needs both ham and spam to set a threshold")
     first = checkpoints[0].meta
     model = GPTEnsemble(members)
-    data = TokenizedSet(val, first.max_length)
+    data = TokenizedSet(val, first.max_length, text_case=first.text_case)
     scores = predict(model, data, torch.device("cpu"))
     threshold = choose_threshold(data.labels, scores, max_fpr)
     training: dict[str, Any] = {
@@ -80,6 +82,7 @@ def combine(
         training=training,
         metrics={"val": compute_metrics(data.labels, scores, threshold).to_dict()},
         members=len(checkpoints),
+        text_case=first.text_case,
     )
     save_checkpoint(model, meta, out, dtype=store_dtype)
     return meta

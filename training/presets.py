@@ -30,6 +30,8 @@ class Preset:
     pretrain: PretrainConfig | None = None  # pretrain a language model first (random base only)
     store_dtype: str = "float32"  # tensors on disk: float32, float16 or bfloat16
     dedupe: bool = True  # drop repeated texts before splitting (the book keeps them)
+    # models.tokenizer.TEXT_CASES, for a random trunk (a pretrained one brings its own).
+    text_case: str = "keep"
     # Two or more seeds: fine-tune one member per seed from the same starting model and ship
     # their mean log-odds (models/ensemble.py); empty: one model, seeded by `finetune.seed`.
     member_seeds: tuple[int, ...] = ()
@@ -55,7 +57,8 @@ DEFAULT = Preset(
     description="The bundled model: a small GPT-2 pretrained on the training split's mail text, "
     "then fully fine-tuned twice (seeds 123 and 7, random prefix crops) on SpamAssassin + "
     "Enron-Spam 1-5 + Ling-Spam (stable 80/10/10 split) and shipped as the two models' mean "
-    "log-odds; threshold chosen on validation for a false-positive rate of at most 0.25%",
+    "log-odds; text lower-cased before tokenising; threshold chosen on validation for a "
+    "false-positive rate of at most 0.25%",
     corpora=(
         "spamassassin",
         "enron-spam/enron1.tar.gz",
@@ -81,6 +84,7 @@ DEFAULT = Preset(
                             warmup_steps=100, eval_every=100, save_every=100),
     store_dtype="float16",
     member_seeds=(123, 7),
+    text_case="lower",
 )
 
 PRESETS: dict[str, Preset] = {p.name: p for p in (BOOK, DEFAULT)}

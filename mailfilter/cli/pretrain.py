@@ -23,14 +23,22 @@ def pretrain(
     steps: Annotated[int, typer.Option(min=1, help="Total optimiser steps.")] = 1500,
     minutes: Annotated[float | None, typer.Option(help="Stop after this much time.")] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 16,
+    text_case: Annotated[
+        str, typer.Option(help="keep, or lower (lower-case the text first, as the default preset "
+                          "does; models fine-tuned from this one follow it).")
+    ] = "lower",
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
 ) -> None:
     """Pretrain a language model (the book's chapter 5) on unlabeled mail text, resumably."""
+    from models.tokenizer import TEXT_CASES
     from training.job import pretrain_on_paths
     from training.pretrain import PretrainConfig
 
+    if text_case not in TEXT_CASES:
+        raise typer.BadParameter(f"must be one of {', '.join(TEXT_CASES)}",
+                                 param_hint="--text-case")
     cfg = PretrainConfig(batch_size=batch_size, max_steps=steps, max_minutes=minutes)
-    history = pretrain_on_paths(data, output, size, vocab_size, cfg, device)
+    history = pretrain_on_paths(data, output, size, vocab_size, cfg, device, text_case)
     last = history.val_loss[-1] if history.val_loss else float("nan")
     typer.echo(f"checkpoint: {output}  steps: {history.steps[-1] if history.steps else 0}  "
                f"validation loss: {last:.4f}")
