@@ -72,7 +72,8 @@ def test_pretrain_command_reads_an_unlabeled_maildir(tmp_path: Path) -> None:
                                       "--size", "1x2x32x16", "--vocab-size", "64", "--steps", "3",
                                       "--batch-size", "4", "--device", "cpu"])
     assert result.exit_code == 0, result.output
-    assert load_checkpoint(out).meta.kind == "lm"
+    meta = load_checkpoint(out).meta
+    assert meta.kind == "lm" and meta.text_case == "lower"  # the default preset's
 
 
 def test_time_budget_counts_time_spent_before_a_resume(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+import training.data
 import training.finetune
 from mailfilter.cli import app
 from mailfilter.learning import model_text
@@ -133,6 +134,28 @@ def test_a_retrain_that_learns_is_installed_and_the_old_model_kept(
     assert active_model_path(None, store.root) == store.current
     nothing = retrain(state, store, store.current, FAST, if_needed=True)
     assert nothing.outcome == "skipped" and "no new labels" in nothing.reason
+
+
+def test_a_lower_case_model_is_retrained_on_lower_case_text_and_stays_so(
+    state: State, store: ModelStore, tiny_checkpoint: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ckpt = load_checkpoint(tiny_checkpoint)
+    meta = CheckpointMeta(config=ckpt.meta.config, max_length=64, threshold=0.5,
+                          text_case="lower")
+    path = save_checkpoint(ckpt.model, meta, tmp_path / "lower.safetensors")
+    seen: list[list[str]] = []
+
+    def spy(texts: list[str]) -> list[list[int]]:
+        seen.append(texts)
+        return encode_batch(texts)
+
+    monkeypatch.setattr(training.data, "encode_batch", spy)
+    state.add_labels(labels_for(40))  # "From: …", "Subject: …": cased text
+    result = retrain(state, store, path, FAST)
+    assert result.outcome == "installed", result.reason
+    assert read_meta(store.current).text_case == "lower"
+    assert seen and all(t == t.lower() for texts in seen for t in texts)
 
 
 def test_too_few_labels_is_a_no_op(state: State, store: ModelStore, tiny_checkpoint: Path) -> None:
