@@ -281,12 +281,23 @@ def _worker(job: tuple[dict[str, Any], str, str, bool]) -> None:
     print(res["name"], res.get("seconds"), res.get("test", res.get("error")), flush=True)
 
 
+def _rows(paths: list[Path]) -> list[dict[str, Any]]:
+    """Results, each run once: a rerun of a name (same seeds) in a later file is a repeat."""
+    rows: dict[str, dict[str, Any]] = {}
+    for p in paths:
+        for line in p.read_text().splitlines():
+            if line:
+                r = json.loads(line)
+                rows.setdefault(r["name"], r)
+    return list(rows.values())
+
+
 def table(paths: list[Path]) -> str:
     """Mean (and range) per variant over its draws, as Markdown."""
-    rows = [json.loads(line) for p in paths for line in p.read_text().splitlines() if line]
+    rows = _rows(paths)
     by: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
-        if "error" not in r:
+        if "error" not in r and "holdout" not in r:
             by.setdefault(re.sub(r"_[a-z]$", "", r["name"]), []).append(r)
     out = ["| variant | draws | val AUC mean (range) | val FN | test AUC mean (range) "
            "| test FP / FN | SpamAssassin test FN (each draw) |", "|---|---:|---|---:|---|---|---|"]
@@ -299,6 +310,20 @@ def table(paths: list[Path]) -> str:
             f"| {statistics.mean(r['test']['fp'] for r in rs):.1f} / "
             f"{statistics.mean(r['test']['fn'] for r in rs):.1f} "
             f"| {', '.join(str(r['test']['spamassassin']['fn']) for r in rs)} |")
+    return "\n".join(out)
+
+
+def holdout_table(paths: list[Path]) -> str:
+    """One row per held-out run: the held-out corpus scored at the threshold set without it."""
+    rows = _rows(paths)
+    out = ["| run | threshold | held-out test split: FPR, FNR, ROC AUC "
+           "| all held-out messages: FPR, FNR, ROC AUC |", "|---|---:|---|---|"]
+    for r in sorted((r for r in rows if "holdout" in r), key=lambda r: r["name"]):
+        cells = []
+        for part in ("test", "all"):
+            h = r["holdout"][part]
+            cells.append(f"{h['fpr']:.2%} ({h['fp']}/{h['ham']}), {h['fnr']:.2%}, {h['auc']:.4f}")
+        out.append(f"| {r['name']} | {r['threshold']:.5f} | {cells[0]} | {cells[1]} |")
     return "\n".join(out)
 
 
@@ -317,6 +342,7 @@ def main() -> int:
     r.add_argument("--tiny", action="store_true", help="a few steps on 1/40 of the data")
     t = sub.add_parser("table")
     t.add_argument("results", type=Path, nargs="+")
+    t.add_argument("--holdout", action="store_true", help="the held-out corpus runs instead")
     args = ap.parse_args()
     if args.cmd == "cache":
         if not DATA.is_dir():
@@ -335,7 +361,7 @@ def main() -> int:
         with multiprocessing.get_context("spawn").Pool(len(jobs)) as pool:
             pool.map(_worker, jobs, chunksize=1)
     else:
-        print(table(args.results))
+        print(holdout_table(args.results) if args.holdout else table(args.results))
     return 0
 
 
