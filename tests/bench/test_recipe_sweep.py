@@ -1,0 +1,54 @@
+"""The recipe sweep's held-out runs: the corpus is split off whole, and each run is counted once."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench.recipe_sweep import SWEEPS, holdout_table, split_holdout, table
+
+
+def _data() -> dict[str, tuple[list[list[int]], list[int], list[str]]]:
+    groups = ["enron", "spamassassin", "lingspam", "enron", "spamassassin"]
+    return {n: ([[k, i] for i in range(5)], [i % 2 for i in range(5)], list(groups))
+            for k, n in enumerate(("train", "val", "test"))}
+
+
+def test_a_held_out_corpus_leaves_every_split_whole_and_keeps_the_order() -> None:
+    rest, held = split_holdout(_data(), "spamassassin")
+    for n in ("train", "val", "test"):
+        assert held[n][2] == ["spamassassin"] * 2 and "spamassassin" not in rest[n][2]
+        assert [ids[1] for ids in held[n][0]] == [1, 4]
+        assert [ids[1] for ids in rest[n][0]] == [0, 2, 3]
+        assert rest[n][1] == [0, 0, 1] and held[n][1] == [1, 0]
+
+
+def _run(name: str, fn: int, holdout: bool) -> dict[str, object]:
+    groups = {g: {"auc": 0.999, "fp": 0, "fn": fn} for g in ("spamassassin", "enron", "lingspam")}
+    row: dict[str, object] = {"name": name, "threshold": 0.99,
+                              "val": {"auc": 0.999, "fp": 5, "fn": fn},
+                              "test": {"auc": 0.998, "fp": 1, "fn": fn, **groups}}
+    if holdout:
+        part = {"auc": 0.9, "fp": 3, "fn": 4, "ham": 100, "spam": 50, "fpr": 0.03, "fnr": 0.08}
+        row["holdout"] = {"test": part, "all": part}
+    return row
+
+
+def test_tables_count_a_repeated_run_once_and_keep_held_out_runs_apart(tmp_path: Path) -> None:
+    first, again = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    first.write_text("\n".join(json.dumps(r) for r in (
+        _run("base_a", 10, False), _run("base_b", 20, False), _run("base-no-enron_a", 0, True)
+    )) + "\n")  # fmt: skip
+    again.write_text(json.dumps(_run("base_a", 99, False)) + "\n")  # a rerun of the same seed
+    main = table([first, again])
+    assert "| base | 2 |" in main and "| 1.0 / 15.0 | 10, 20 |" in main  # not the rerun's 99
+    assert "no-enron" not in main
+    held = holdout_table([first, again])
+    assert len(held.splitlines()) == 3  # header, rule, the one held-out run
+    assert "| base-no-enron_a | 0.99000 | 3.00% (3/100), 8.00%, 0.9000 |" in held
+
+
+def test_sweeps_3_and_4_hold_out_each_corpus() -> None:
+    for sweep in ("3", "4"):
+        held = {c["holdout"] for c in SWEEPS[sweep] if c.get("holdout")}
+        assert held == {"spamassassin", "enron", "lingspam"}
