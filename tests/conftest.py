@@ -26,6 +26,19 @@ def shared_data(relative: str) -> Path:
     return path
 
 
+def write_sms_file(path: Path, n: int = 60, more_ham: bool = False) -> Path:
+    """A small SMS Spam Collection TSV: `n` spam and `n` ham rows (twice the ham with
+    `more_ham`), distinct and easy to tell apart."""
+    lines = []
+    for i in range(n):
+        lines.append(f"spam\tWINNER! Claim your free prize {i} now, call 0800{i:04d}")
+        lines.append(f"ham\tare we still on for lunch at {i % 12 + 1}? see you, {i}")
+        if more_ham:
+            lines.append(f"ham\tok i'll call you later about the report {i}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 @pytest.fixture
 def tiny_classifier() -> GPTClassifier:
     """A 2-layer, 32-wide random classifier, seeded."""

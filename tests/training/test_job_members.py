@@ -11,17 +11,9 @@ import torch
 
 from models.checkpoint import load_checkpoint
 from models.ensemble import GPTEnsemble
+from tests.conftest import write_sms_file
 from training.job import run_training
 from training.presets import BOOK
-
-
-def _sms_file(path: Path) -> Path:
-    lines = []
-    for i in range(60):
-        lines.append(f"spam\tWINNER! Claim your free prize {i} now, call 0800{i:04d}")
-        lines.append(f"ham\tare we still on for lunch at {i % 12 + 1}? see you, {i}")
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def _preset(lr: float) -> object:
@@ -34,7 +26,7 @@ def _preset(lr: float) -> object:
 
 @pytest.mark.parametrize("lr", [0.0, 3e-3])
 def test_members_share_a_start_and_ship_as_one_ensemble(tmp_path: Path, lr: float) -> None:
-    data = _sms_file(tmp_path / "sms.tsv")
+    data = write_sms_file(tmp_path / "sms.tsv")
     result = run_training(_preset(lr), [data], tmp_path / "run", device="cpu",  # type: ignore[arg-type]
                           progress=False)
     ckpt = load_checkpoint(result.checkpoint)

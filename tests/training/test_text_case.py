@@ -12,21 +12,12 @@ import torch
 from models.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
 from models.classifier import GPTClassifier
 from models.gpt import GPT
-from tests.conftest import TINY
+from tests.conftest import TINY, write_sms_file
 from training.base_model import base_text_case
 from training.corpora.example import HAM, SPAM, Example
 from training.ensemble import EnsembleError, combine
 from training.job import evaluate_examples, run_training
 from training.presets import BOOK, DEFAULT
-
-
-def _sms_file(path: Path) -> Path:
-    lines = []
-    for i in range(40):
-        lines.append(f"spam\tWINNER! Claim your FREE prize {i} now, call 0800{i:04d}")
-        lines.append(f"ham\tAre we still on for lunch at {i % 12 + 1}? See you, Ann {i}")
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def test_the_default_preset_lower_cases() -> None:
@@ -37,7 +28,7 @@ def test_a_lower_case_preset_trains_evaluates_and_records_lower_case(tmp_path: P
     preset = replace(BOOK, name="lower", base="random", size="1x2x32x64", trainable="all",
                      finetune=replace(BOOK.finetune, epochs=1, lr=3e-3, epoch_eval=False),
                      text_case="lower")  # fmt: skip
-    result = run_training(preset, [_sms_file(tmp_path / "sms.tsv")], tmp_path / "run",
+    result = run_training(preset, [write_sms_file(tmp_path / "sms.tsv")], tmp_path / "run",
                           device="cpu", progress=False)
     meta = load_checkpoint(result.checkpoint).meta
     assert meta.text_case == "lower" and meta.training["text_case"] == "lower"

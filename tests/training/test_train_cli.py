@@ -10,16 +10,7 @@ from pathlib import Path
 import pytest
 
 from models.checkpoint import load_checkpoint
-
-
-def _sms_file(path: Path) -> Path:
-    lines = []
-    for i in range(60):
-        lines.append(f"spam\tWINNER! Claim your free prize {i} now, call 0800{i:04d}")
-        lines.append(f"ham\tare we still on for lunch at {i % 12 + 1}? see you, {i}")
-        lines.append(f"ham\tok i'll call you later about the report {i}")
-    path.write_text("\n".join(lines) + "\n")
-    return path
+from tests.conftest import write_sms_file
 
 
 def _mailfilter(*args: str) -> subprocess.CompletedProcess[str]:
@@ -29,7 +20,7 @@ def _mailfilter(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.slow
 def test_train_writes_checkpoint_metrics_and_curves(tmp_path: Path) -> None:
-    data = _sms_file(tmp_path / "sms.tsv")
+    data = write_sms_file(tmp_path / "sms.tsv", more_ham=True)
     out = tmp_path / "run"
     r = _mailfilter("train", "--preset", "book", "--data", str(data), "--base", "random",
                     "--size", "1x2x32x128", "--epochs", "2", "--output", str(out),
@@ -68,7 +59,7 @@ def test_bad_paths_are_one_line_and_exit_2(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("seeds", ["a,b", "3,3", "1,2,3,4,5,6,7,8,9"])
 def test_bad_seeds_are_one_line_and_exit_2(tmp_path: Path, seeds: str) -> None:
-    data = _sms_file(tmp_path / "sms.tsv")
+    data = write_sms_file(tmp_path / "sms.tsv", more_ham=True)
     r = _mailfilter("train", "--preset", "book", "--data", str(data), "--seeds", seeds)
     assert r.returncode == 2 and "--seeds" in r.stderr
     assert "Traceback" not in r.stderr
@@ -78,7 +69,7 @@ def test_bad_seeds_are_one_line_and_exit_2(tmp_path: Path, seeds: str) -> None:
 def test_seeds_choose_a_single_model_or_an_ensemble(
     tmp_path: Path, seeds: str, members: int
 ) -> None:
-    data = _sms_file(tmp_path / "sms.tsv")
+    data = write_sms_file(tmp_path / "sms.tsv", more_ham=True)
     out = tmp_path / "run"
     r = _mailfilter("train", "--preset", "book", "--data", str(data), "--base", "random",
                     "--size", "1x2x32x128", "--max-steps", "3", "--output", str(out),
