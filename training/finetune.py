@@ -6,6 +6,7 @@ import logging
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import cast
 
@@ -110,16 +111,40 @@ def predict(
     batch_size: int = 32,
 ) -> list[float]:
     """p(class 1) for every example, in the dataset's order."""
+    return _per_example(model, data, device, batch_size,
+                        lambda logits: torch.softmax(logits.float(), dim=-1)[:, 1])
+
+
+@torch.no_grad()
+def predict_log_odds(
+    model: GPTClassifier | GPTEnsemble,
+    data: TokenizedSet,
+    device: torch.device,
+    batch_size: int = 32,
+) -> list[float]:
+    """logit(class 1) − logit(class 0) for every example, in the dataset's order, in float64
+    (no float32 softmax saturation near p = 1)."""
+    return _per_example(model, data, device, batch_size,
+                        lambda logits: logits[:, 1].double() - logits[:, 0].double())
+
+
+def _per_example(
+    model: GPTClassifier | GPTEnsemble,
+    data: TokenizedSet,
+    device: torch.device,
+    batch_size: int,
+    score: Callable[[torch.Tensor], torch.Tensor],
+) -> list[float]:
+    """`score(logits)` per example, batches sorted by length, returned in the dataset's order."""
     was_training = model.training
     model.eval()
     order = sorted(range(len(data)), key=lambda i: len(data.ids[i]))
     scores = [0.0] * len(data)
     sorted_batches = batches(data, batch_size, shuffle=False)
     for start, batch in zip(range(0, len(order), batch_size), sorted_batches, strict=True):
-        logits = model(batch.ids.to(device), batch.lengths.to(device)).float()
-        probs = torch.softmax(logits, dim=-1)[:, 1].cpu().tolist()
-        for i, p in zip(order[start : start + batch_size], probs, strict=True):
-            scores[i] = p
+        values = score(model(batch.ids.to(device), batch.lengths.to(device))).cpu().tolist()
+        for i, v in zip(order[start : start + batch_size], values, strict=True):
+            scores[i] = v
     model.train(was_training)
     return scores
 

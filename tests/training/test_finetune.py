@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -17,6 +18,7 @@ from training.finetune import (
     crop_lengths,
     finetune,
     predict,
+    predict_log_odds,
 )
 
 
@@ -44,6 +46,17 @@ def test_tiny_model_reaches_full_train_accuracy() -> None:
     assert accuracy(scores, data.labels) == 1.0
     assert history.train_loss[-1] < history.train_loss[0]
     assert history.epochs == list(range(1, 13))
+
+
+def test_log_odds_are_the_scores_before_the_softmax_in_the_same_order() -> None:
+    torch.manual_seed(0)
+    model = GPTClassifier(GPTConfig(n_layer=1, n_head=2, n_embd=16, block_size=64)).train()
+    data = TokenizedSet(_synthetic(), max_length=64)
+    probs = predict(model, data, torch.device("cpu"), batch_size=7)
+    odds = predict_log_odds(model, data, torch.device("cpu"), batch_size=7)
+    assert model.training  # both put the model back as they found it
+    assert [1 / (1 + math.exp(-x)) for x in odds] == pytest.approx(probs, abs=1e-6)
+    assert len(set(odds)) > 1
 
 
 def test_frozen_parameters_do_not_change() -> None:
