@@ -25,7 +25,7 @@ from mailfilter.message import to_text as mail_to_text
 from mailfilter.workers import auto_workers, can_fork, score_in_workers
 from models.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from models.classifier import right_pad
-from models.tokenizer import EOT_ID, apply_case, encode_batch_head
+from models.tokenizer import EOT_ID, encode_batch_head
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -103,7 +103,6 @@ class Engine:
         self.checkpoint = checkpoint
         self.model = checkpoint.model.to(self.device, self.dtype).eval()
         self.max_length = checkpoint.meta.max_length
-        self.text_case = checkpoint.meta.text_case
         self.threshold = checkpoint.meta.threshold
         self.model_id = checkpoint.sha256[:16]
         self.batch_size = batch_size or (CUDA_BATCH if self.device.type == "cuda" else CPU_BATCH)
@@ -129,9 +128,9 @@ class Engine:
             raise EngineError(str(e)) from e
 
     def tokenize(self, texts: list[str]) -> list[list[int]]:
-        """Token ids, cased as the checkpoint says and truncated to its max_length (the head of
-        the text is kept)."""
-        texts = apply_case(texts, self.text_case)
+        """Token ids of the texts as the checkpoint reads them (`CheckpointMeta.text_form`),
+        truncated to its max_length (the head of the text is kept)."""
+        texts = self.checkpoint.meta.text_form.apply(texts)
         return [ids or [EOT_ID] for ids in encode_batch_head(texts, self.max_length)]
 
     @torch.inference_mode()

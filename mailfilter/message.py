@@ -33,6 +33,9 @@ Output format (stable: trained models depend on it)::
   content are transfer-decoded in total (parts other than text never are), and the result is at most
   `max_chars` characters. `to_text_with_stats` reports what was decoded and cut.
 
+A checkpoint may read this text in a form of its own (`models.tokenizer.TextForm`, in its
+metadata: lower-cased, and/or without the `From`/`Reply-To` lines); the format here stays one.
+
 `text_from_parts` renders corpora that are not RFC 822 (a subject and a body) in the same format.
 The functions never raise: mail the `email` package cannot handle is re-parsed with `compat32`,
 then read as plain text.

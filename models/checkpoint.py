@@ -20,7 +20,7 @@ from safetensors.torch import save_file
 from models.classifier import GPTClassifier, Pooling
 from models.ensemble import GPTEnsemble
 from models.gpt import GPT, GPTConfig
-from models.tokenizer import BPE_SHA256, TEXT_CASES, TOKENIZER_NAME
+from models.tokenizer import BPE_SHA256, TEXT_CASES, TEXT_SENDERS, TOKENIZER_NAME, TextForm
 
 FORMAT = "mailfilter-checkpoint"
 SCHEMA = "1"
@@ -46,6 +46,12 @@ class CheckpointMeta:
     metrics: dict[str, Any] = field(default_factory=dict)
     members: int = 1  # >1: a GPTEnsemble of that many classifiers of this config
     text_case: str = "keep"  # models.tokenizer.TEXT_CASES: how text is cased before tokenising
+    text_sender: str = "keep"  # models.tokenizer.TEXT_SENDERS: whether it reads From/Reply-To
+
+    @property
+    def text_form(self) -> TextForm:
+        """How this checkpoint reads text (sender lines and case as it was trained)."""
+        return TextForm(self.text_case, self.text_sender)
 
     def to_metadata(self) -> dict[str, str]:
         """The str->str header safetensors stores."""
@@ -64,7 +70,7 @@ class CheckpointMeta:
             "metrics": json.dumps(self.metrics, sort_keys=True),
         } | ({"members": str(self.members)} if self.members != 1 else {}) | (
             {"text_case": self.text_case} if self.text_case != "keep" else {}
-        )
+        ) | ({"text_sender": self.text_sender} if self.text_sender != "keep" else {})
 
     @classmethod
     def from_metadata(cls, md: dict[str, str]) -> CheckpointMeta:
@@ -87,6 +93,7 @@ class CheckpointMeta:
                 metrics=json.loads(md.get("metrics", "{}")),
                 members=int(md.get("members", "1")),
                 text_case=md.get("text_case", "keep"),
+                text_sender=md.get("text_sender", "keep"),
             )
         except (KeyError, ValueError, TypeError) as e:
             raise CheckpointError(f"checkpoint metadata is invalid: {e}") from e
@@ -96,6 +103,8 @@ class CheckpointMeta:
             raise CheckpointError(f"unknown pooling {meta.pooling!r}")
         if meta.text_case not in TEXT_CASES:
             raise CheckpointError(f"unknown text case {meta.text_case!r}")
+        if meta.text_sender not in TEXT_SENDERS:
+            raise CheckpointError(f"unknown text sender {meta.text_sender!r}")
         if not 1 <= meta.members <= MAX_MEMBERS:
             raise CheckpointError(f"members {meta.members} outside 1..{MAX_MEMBERS}")
         if meta.members > 1 and (meta.kind != "classifier" or len(meta.labels) != 2):

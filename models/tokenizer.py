@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
@@ -29,6 +30,50 @@ def apply_case(texts: list[str], text_case: str) -> list[str]:
     if text_case not in TEXT_CASES:
         raise ValueError(f"unknown text case {text_case!r}; known: {', '.join(TEXT_CASES)}")
     return [t.lower() for t in texts] if text_case == "lower" else texts
+
+
+# Whether a model reads the sender lines (`From`, `Reply-To`) of the text
+# `mailfilter.message.to_text` makes, per checkpoint: "keep" (GPT-2 and older checkpoints) or
+# "drop" (the bundled model: only one of its corpora has senders, so their mere presence told it
+# which corpus a message came from, a prior that is wrong for everyone else's mail).
+TEXT_SENDERS = ("keep", "drop")
+SENDER_PREFIXES = ("From: ", "Reply-To: ")  # to_text's header block opens with these, in order
+
+
+def drop_sender(text: str) -> str:
+    """The text without the `From:`/`Reply-To:` lines of its header block (the block before the
+    first blank line; `to_text` puts them first, so a text not opening with one has none)."""
+    if not text.startswith(SENDER_PREFIXES):
+        return text
+    head, sep, body = text.partition("\n\n")
+    kept = [line for line in head.split("\n") if not line.startswith(SENDER_PREFIXES)]
+    return "\n".join(kept) + sep + body if kept else body
+
+
+@dataclass(frozen=True)
+class TextForm:
+    """How a checkpoint reads `to_text`'s text: its case and whether it sees the sender lines.
+    The default is the text as it is (GPT-2 and checkpoints older than these fields)."""
+
+    case: str = "keep"  # TEXT_CASES
+    sender: str = "keep"  # TEXT_SENDERS
+
+    def __post_init__(self) -> None:
+        if self.case not in TEXT_CASES:
+            raise ValueError(f"unknown text case {self.case!r}; known: {', '.join(TEXT_CASES)}")
+        if self.sender not in TEXT_SENDERS:
+            raise ValueError(
+                f"unknown text sender {self.sender!r}; known: {', '.join(TEXT_SENDERS)}"
+            )
+
+    def apply(self, texts: list[str]) -> list[str]:
+        """The texts as a model of this form reads them."""
+        if self.sender == "drop":
+            texts = [drop_sender(t) for t in texts]
+        return apply_case(texts, self.case)
+
+
+AS_IS = TextForm()  # the text as `to_text` makes it
 
 
 class TokenizerError(Exception):

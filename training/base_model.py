@@ -11,6 +11,7 @@ from models.checkpoint import FORMAT, load_checkpoint, read_meta
 from models.classifier import GPTClassifier
 from models.gpt import GPT, PRESETS, GPTConfig
 from models.hf_import import HUB_REPOS, classifier_from_gpt2, resolve_base_model
+from models.tokenizer import AS_IS, TextForm
 
 
 class BaseModelError(ValueError):
@@ -75,16 +76,16 @@ def _is_our_checkpoint(path: Path) -> bool:
         return False
 
 
-def base_text_case(base: str, preset_case: str) -> str:
-    """How text is cased for a trunk: a mailfilter checkpoint says (it was trained so), an
-    OpenAI/Hugging Face GPT-2 keeps case (it was pretrained on cased text), a random trunk
-    takes the preset's."""
+def base_text_form(base: str, preset_form: TextForm) -> TextForm:
+    """How a trunk reads text: a mailfilter checkpoint says (it was trained so), an
+    OpenAI/Hugging Face GPT-2 reads it as it is (it was pretrained on cased text with no
+    `to_text` format at all), a random trunk takes the preset's form."""
     if base == "random":
-        return preset_case
+        return preset_form
     path = Path(base)
     if base not in HUB_REPOS and path.is_file() and _is_our_checkpoint(path):
-        return read_meta(path).text_case
-    return "keep"
+        return read_meta(path).text_form
+    return AS_IS
 
 
 def build_base_classifier(

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from models.classifier import right_pad
-from models.tokenizer import EOT_ID, apply_case, encode_batch
+from models.tokenizer import AS_IS, EOT_ID, TextForm, encode_batch
 from training.corpora.example import Example
 
 
@@ -30,13 +30,13 @@ class TokenizedSet:
         examples: Sequence[Example],
         max_length: int,
         encoded: Sequence[list[int]] | None = None,
-        text_case: str = "keep",
+        form: TextForm = AS_IS,
     ) -> None:
         """`encoded`: the examples' full token ids when the caller has them already (already
-        cased); else the texts are cased by `text_case` (the checkpoint's) and tokenised."""
+        in the model's form); else the texts are put in `form` (the checkpoint's) and tokenised."""
         self.max_length = max_length
         if encoded is None:
-            encoded = encode_batch(apply_case([e.text for e in examples], text_case))
+            encoded = encode_batch(form.apply([e.text for e in examples]))
         self.ids = [ids[:max_length] or [EOT_ID] for ids in encoded]
         self.labels = [e.label for e in examples]
 

@@ -37,12 +37,12 @@ def _members(paths: list[Path], checkpoints: list[Checkpoint]) -> list[GPTClassi
             raise EnsembleError(f"{path}: not a single classifier (a language model or ensemble)")
         if meta.labels != ("ham", "spam"):
             raise EnsembleError(f"{path}: labels {meta.labels}, expected ('ham', 'spam')")
-        same = (meta.config, meta.max_length, meta.pooling, meta.text_case) == (
-            first.config, first.max_length, first.pooling, first.text_case
+        same = (meta.config, meta.max_length, meta.pooling, meta.text_form) == (
+            first.config, first.max_length, first.pooling, first.text_form
         )  # fmt: skip
         if not same:
             raise EnsembleError(
-                f"{path}: shape, context, pooling or text case differs from {paths[0]}"
+                f"{path}: shape, context, pooling or text form differs from {paths[0]}"
             )
         members.append(ck.model)
     return members
@@ -62,7 +62,7 @@ def combine(
         raise EnsembleError("the validation split needs both ham and spam to set a threshold")
     first = checkpoints[0].meta
     model = GPTEnsemble(members)
-    data = TokenizedSet(val, first.max_length, text_case=first.text_case)
+    data = TokenizedSet(val, first.max_length, form=first.text_form)
     scores = predict(model, data, torch.device("cpu"))
     threshold = choose_threshold(data.labels, scores, max_fpr)
     training: dict[str, Any] = {
@@ -83,6 +83,7 @@ def combine(
         metrics={"val": compute_metrics(data.labels, scores, threshold).to_dict()},
         members=len(checkpoints),
         text_case=first.text_case,
+        text_sender=first.text_sender,
     )
     save_checkpoint(model, meta, out, dtype=store_dtype)
     return meta

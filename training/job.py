@@ -25,10 +25,10 @@ from models.classifier import GPTClassifier, Trainable
 from models.ensemble import GPTEnsemble
 from models.gpt import GPT
 from models.hf_import import classifier_from_gpt2
-from models.tokenizer import apply_case, encode_batch
+from models.tokenizer import AS_IS, TextForm, encode_batch
 from training.base_model import (
     RandomSize,
-    base_text_case,
+    base_text_form,
     build_base_classifier,
     random_config,
 )
@@ -128,12 +128,12 @@ def run_training(
     base = base or preset.base
     out_dir.mkdir(parents=True, exist_ok=True)
     # Tokenised once: the vocabulary, pretraining and every split's dataset all start from these.
-    text_case = base_text_case(base, preset.text_case)
-    encoded = {name: encode_batch(apply_case([e.text for e in items], text_case))
+    form = base_text_form(base, preset.text_form)
+    encoded = {name: encode_batch(form.apply([e.text for e in items]))
                for name, items in splits.items()}
     model, pretrain_report = _initial_model(preset, base, size, encoded["train"], encoded["val"],
                                             out_dir, pretrain_minutes, no_pretrain, dev, progress,
-                                            text_case)
+                                            form)
     model.set_trainable(
         trainable or preset.trainable,
         last_blocks if last_blocks is not None else preset.last_blocks,
@@ -166,11 +166,12 @@ def run_training(
         "seconds": round(time.perf_counter() - started, 1), "torch": torch.__version__,
         "machine": f"{platform.machine()} x{os.cpu_count()}",
         "vocab_size": model.config.vocab_size, "pretrain": pretrain_report,
-        "text_case": text_case,
+        "text_case": form.case, "text_sender": form.sender,
     } | ({"member_seeds": list(seeds), "members": member_report} if member_report else {})
     meta = CheckpointMeta(config=model.config, max_length=length, threshold=threshold,
                           training=training, metrics={k: _headline(v) for k, v in metrics.items()},
-                          members=len(members), text_case=text_case)
+                          members=len(members), text_case=form.case,
+                          text_sender=form.sender)
     ckpt = save_checkpoint(final, meta, out_dir / "model.safetensors",
                            dtype=getattr(torch, preset.store_dtype))
     report = {"training": training, "threshold": threshold, "metrics": metrics,
@@ -221,7 +222,7 @@ def _member_report(
 def _initial_model(
     preset: Preset, base: str, size: str | None, train_ids: list[list[int]],
     val_ids: list[list[int]], out_dir: Path, pretrain_minutes: float | None, no_pretrain: bool,
-    dev: torch.device, progress: bool, text_case: str,
+    dev: torch.device, progress: bool, form: TextForm,
 ) -> tuple[GPTClassifier, dict[str, Any] | None]:
     """The model fine-tuning starts from: a built base, or a language model pretrained here."""
     shape = RandomSize.parse(size or preset.size)
@@ -236,7 +237,7 @@ def _initial_model(
     if pretrain_minutes is not None:
         cfg = replace(cfg, max_minutes=pretrain_minutes)
     lm, history = _pretrain_lm(shape, token_map, train_ids, val_ids, cfg,
-                               out_dir / "pretrain.safetensors", dev, progress, text_case)
+                               out_dir / "pretrain.safetensors", dev, progress, form)
     report = {"config": asdict(cfg), "steps": history.steps[-1] if history.steps else 0,
               "val_loss": history.val_loss[-1] if history.val_loss else None,
               "seconds": round(history.seconds, 1)}
@@ -245,30 +246,30 @@ def _initial_model(
 
 def pretrain_on_paths(
     data: list[Path], out: Path, size: str, vocab_size: int, cfg: PretrainConfig, device: str,
-    text_case: str = "keep",
+    form: TextForm = AS_IS,
 ) -> PretrainHistory:
     """`mailfilter pretrain`: LM pretraining on the text of corpora or plain mail folders."""
     examples, _ = dedupe(load_unlabeled(data))
     splits = split_examples(examples)
-    train_ids = encode_batch(apply_case([e.text for e in splits["train"]], text_case))
-    val_ids = encode_batch(apply_case([e.text for e in splits["val"]], text_case)) or train_ids[:1]
+    train_ids = encode_batch(form.apply([e.text for e in splits["train"]]))
+    val_ids = encode_batch(form.apply([e.text for e in splits["val"]])) or train_ids[:1]
     token_map = build_token_map(train_ids, vocab_size, min_count=3)
     _, history = _pretrain_lm(RandomSize.parse(size), token_map, train_ids, val_ids, cfg, out,
-                              pick_device(device), text_case=text_case)
+                              pick_device(device), form=form)
     return history
 
 
 def _pretrain_lm(
     shape: RandomSize, token_map: torch.Tensor | None, train_ids: list[list[int]],
     val_ids: list[list[int]], cfg: PretrainConfig, out: Path, dev: torch.device,
-    progress: bool = True, text_case: str = "keep",
+    progress: bool = True, form: TextForm = AS_IS,
 ) -> tuple[GPT, PretrainHistory]:
     """Pretrain (or resume) a fresh language model of this shape on the messages' token ids."""
     # Long messages are cut so a few newsletters do not dominate the language model's diet.
     cut = [ids[:PRETRAIN_TOKENS_PER_MESSAGE] for ids in train_ids]
     val_cut = [ids[:PRETRAIN_TOKENS_PER_MESSAGE] for ids in val_ids]
     return pretrain(random_config(shape, token_map), cut, val_cut, cfg, out, token_map, dev,
-                    progress, text_case)
+                    progress, form)
 
 
 def _headline(m: dict[str, Any]) -> dict[str, Any]:
@@ -301,6 +302,6 @@ def evaluate_examples(checkpoint: Path, examples: list[Example], device: str = "
     model = ckpt.model
     if not isinstance(model, GPTClassifier | GPTEnsemble):
         raise TrainingError(f"{checkpoint} is a language model, not a classifier")
-    tokenized = TokenizedSet(examples, ckpt.meta.max_length, text_case=ckpt.meta.text_case)
+    tokenized = TokenizedSet(examples, ckpt.meta.max_length, form=ckpt.meta.text_form)
     scores = predict(model, tokenized, torch.device(device))
     return compute_metrics(tokenized.labels, scores, ckpt.meta.threshold)

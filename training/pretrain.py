@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from models.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
 from models.gpt import GPT, GPTConfig
-from models.tokenizer import EOT_ID
+from models.tokenizer import AS_IS, EOT_ID, TextForm
 
 log = logging.getLogger(__name__)
 
@@ -137,10 +137,10 @@ def pretrain(
     token_map: torch.Tensor | None = None,
     device: torch.device | None = None,
     progress: bool = True,
-    text_case: str = "keep",
+    form: TextForm = AS_IS,
 ) -> tuple[GPT, PretrainHistory]:
-    """Train (or resume) a language model and keep its checkpoint at `out`; `text_case`: how
-    the texts behind `train_seqs` were cased (recorded for models fine-tuned from it)."""
+    """Train (or resume) a language model and keep its checkpoint at `out`; `form`: how
+    the texts behind `train_seqs` were read (recorded for models fine-tuned from it)."""
     device = device or torch.device("cpu")
     torch.manual_seed(cfg.seed)
     model = GPT(config)
@@ -153,7 +153,8 @@ def pretrain(
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
     meta = CheckpointMeta(config=config, kind="lm", max_length=config.block_size,
-                          training={"pretrain": asdict(cfg)}, text_case=text_case)
+                          training={"pretrain": asdict(cfg)},
+                          text_case=form.case, text_sender=form.sender)
     step, history = (_resume(model, opt, out) if out.exists() else (0, PretrainHistory()))
     train_stream, val_stream = token_stream(train_seqs), token_stream(val_seqs)
     block = config.block_size

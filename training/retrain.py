@@ -274,9 +274,9 @@ def retrain(
     members = model.classifiers() if isinstance(model, GPTEnsemble) else [model]
     meta, dev = ckpt.meta, pick_device(cfg.device)
     model.to(dev)
-    case = meta.text_case
-    held_set = TokenizedSet(held_ex, meta.max_length, text_case=case)
-    val_set = TokenizedSet(replay.val, meta.max_length, text_case=case) if replay.val else None
+    form = meta.text_form
+    held_set = TokenizedSet(held_ex, meta.max_length, form=form)
+    val_set = TokenizedSet(replay.val, meta.max_length, form=form) if replay.val else None
     cur_held = predict(model, held_set, dev)
     cur_val = predict(model, val_set, dev) if val_set else []
 
@@ -286,7 +286,7 @@ def retrain(
         eval_every=10**9, seed=cfg.seed, max_steps=cfg.max_steps, grad_clip=1.0,
         warmup_steps=min(10, len(mixed) // cfg.batch_size), epoch_eval=False,
     )  # fmt: skip
-    mixed_set = TokenizedSet(mixed, meta.max_length, text_case=case)
+    mixed_set = TokenizedSet(mixed, meta.max_length, form=form)
     steps, seconds = 0, 0.0
     for k, member in enumerate(members):
         member.set_trainable(trainable, int(meta.training.get("last_blocks", 1)))
@@ -325,7 +325,7 @@ def retrain(
     new_meta = CheckpointMeta(
         config=meta.config, kind=meta.kind, labels=meta.labels, max_length=meta.max_length,
         pooling=meta.pooling, threshold=threshold, training=training, metrics=metrics,
-        members=meta.members, text_case=meta.text_case,
+        members=meta.members, text_case=meta.text_case, text_sender=meta.text_sender,
     )  # fmt: skip
     path = store.install(model, new_meta, base, dtype=_stored_dtype(base))
     sha = file_sha256(path)

@@ -13,6 +13,7 @@ import torch
 from models.checkpoint import load_checkpoint
 from models.gpt import GPTConfig
 from models.tokenizer import EOT_ID, encode
+from training.presets import DEFAULT
 from training.pretrain import PretrainConfig, pretrain
 from training.vocab import EOT, UNK, build_token_map, vocab_size_of
 
@@ -73,7 +74,7 @@ def test_pretrain_command_reads_an_unlabeled_maildir(tmp_path: Path) -> None:
                                       "--batch-size", "4", "--device", "cpu"])
     assert result.exit_code == 0, result.output
     meta = load_checkpoint(out).meta
-    assert meta.kind == "lm" and meta.text_case == "lower"  # the default preset's
+    assert meta.kind == "lm" and meta.text_form == DEFAULT.text_form
 
 
 def test_time_budget_counts_time_spent_before_a_resume(tmp_path: Path) -> None:

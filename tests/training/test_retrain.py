@@ -136,13 +136,13 @@ def test_a_retrain_that_learns_is_installed_and_the_old_model_kept(
     assert nothing.outcome == "skipped" and "no new labels" in nothing.reason
 
 
-def test_a_lower_case_model_is_retrained_on_lower_case_text_and_stays_so(
+def test_a_lower_case_senderless_model_is_retrained_on_such_text_and_stays_so(
     state: State, store: ModelStore, tiny_checkpoint: Path, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ckpt = load_checkpoint(tiny_checkpoint)
     meta = CheckpointMeta(config=ckpt.meta.config, max_length=64, threshold=0.5,
-                          text_case="lower")
+                          text_case="lower", text_sender="drop")
     path = save_checkpoint(ckpt.model, meta, tmp_path / "lower.safetensors")
     seen: list[list[str]] = []
 
@@ -154,8 +154,9 @@ def test_a_lower_case_model_is_retrained_on_lower_case_text_and_stays_so(
     state.add_labels(labels_for(40))  # "From: …", "Subject: …": cased text
     result = retrain(state, store, path, FAST)
     assert result.outcome == "installed", result.reason
-    assert read_meta(store.current).text_case == "lower"
+    assert read_meta(store.current).text_form == meta.text_form
     assert seen and all(t == t.lower() for texts in seen for t in texts)
+    assert not any(t.startswith("from: ") for texts in seen for t in texts)
 
 
 def test_too_few_labels_is_a_no_op(state: State, store: ModelStore, tiny_checkpoint: Path) -> None:

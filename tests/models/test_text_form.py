@@ -1,0 +1,108 @@
+"""How a checkpoint reads text (case, sender lines): recorded in the metadata, applied by
+everything that tokenises."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from safetensors import safe_open
+
+from mailfilter.engine import Engine
+from models.checkpoint import CheckpointError, CheckpointMeta, read_meta, save_checkpoint
+from models.classifier import GPTClassifier
+from models.tokenizer import AS_IS, TextForm, apply_case, drop_sender
+from tests.conftest import TINY
+
+TEXTS = ["Subject: FREE Money\n\nClick NOW", "Subject: Lunch?\n\nSee you at Noon, Ann"]
+
+
+def _save(tmp_path: Path, model: GPTClassifier, text_case: str, text_sender: str = "keep") -> Path:
+    meta = CheckpointMeta(config=TINY, max_length=64, threshold=0.5, text_case=text_case,
+                          text_sender=text_sender)
+    return save_checkpoint(model, meta, tmp_path / f"{text_case}-{text_sender}.safetensors")
+
+
+def test_apply_case() -> None:
+    assert apply_case(TEXTS, "keep") == TEXTS
+    assert apply_case(TEXTS, "lower") == [t.lower() for t in TEXTS]
+    with pytest.raises(ValueError, match="unknown text case"):
+        apply_case(TEXTS, "upper")
+
+
+def test_text_case_round_trips_and_keep_is_not_written(
+    tmp_path: Path, tiny_classifier: GPTClassifier
+) -> None:
+    lower = _save(tmp_path, tiny_classifier, "lower")
+    keep = _save(tmp_path, tiny_classifier, "keep")
+    assert read_meta(lower).text_case == "lower"
+    assert read_meta(keep).text_case == "keep"
+    with safe_open(str(keep), framework="pt") as f:  # files from before the field read the same
+        assert "text_case" not in (f.metadata() or {})
+
+
+def test_an_unknown_text_case_is_a_checkpoint_error() -> None:
+    md = CheckpointMeta(config=TINY).to_metadata() | {"text_case": "title"}
+    with pytest.raises(CheckpointError, match="unknown text case"):
+        CheckpointMeta.from_metadata(md)
+
+
+def test_the_engine_reads_text_as_the_checkpoint_says(
+    tmp_path: Path, tiny_classifier: GPTClassifier
+) -> None:
+    lower = Engine.load(_save(tmp_path, tiny_classifier, "lower"), device="cpu", workers=1)
+    keep = Engine.load(_save(tmp_path, tiny_classifier, "keep"), device="cpu", workers=1)
+    folded = [t.lower() for t in TEXTS]
+    assert lower.tokenize(TEXTS) == keep.tokenize(folded) != keep.tokenize(TEXTS)
+    assert lower.score_texts(TEXTS) == keep.score_texts(folded)
+    assert lower.score_texts(TEXTS) != keep.score_texts(TEXTS)
+
+
+def test_drop_sender_takes_only_the_sender_lines_of_the_header_block() -> None:
+    full = ("From: Ann <ann@example.org>\nReply-To: x@example.net\nSubject: Hi\n"
+            "Content-Type: text/html\n\nFrom: the body keeps this\n\nReply-To: and this")
+    assert drop_sender(full) == ("Subject: Hi\nContent-Type: text/html\n\n"
+                                 "From: the body keeps this\n\nReply-To: and this")
+    assert drop_sender("Reply-To: x@example.net\nSubject: Hi\n\nbody") == "Subject: Hi\n\nbody"
+    assert drop_sender("From: Ann <ann@example.org>\n\nbody") == "body"  # no header left
+    assert drop_sender("From: Ann <ann@example.org>") == ""  # a message that is only a sender
+    for text in ("Subject: Hi\n\nFrom: me", "body only", "", "from: lower-case is body text"):
+        assert drop_sender(text) == text
+
+
+def test_text_form_applies_sender_then_case_and_rejects_unknown_values() -> None:
+    text = "From: ANN <ann@example.org>\nSubject: FREE\n\nNOW"
+    assert AS_IS.apply([text]) == [text]
+    assert TextForm("lower", "drop").apply([text]) == ["subject: free\n\nnow"]
+    assert TextForm("keep", "drop").apply([text]) == ["Subject: FREE\n\nNOW"]
+    with pytest.raises(ValueError, match="unknown text sender"):
+        TextForm("keep", "hide")
+    with pytest.raises(ValueError, match="unknown text case"):
+        TextForm("upper")
+
+
+def test_text_sender_round_trips_and_keep_is_not_written(
+    tmp_path: Path, tiny_classifier: GPTClassifier
+) -> None:
+    drop = _save(tmp_path, tiny_classifier, "lower", "drop")
+    keep = _save(tmp_path, tiny_classifier, "lower")
+    assert read_meta(drop).text_form == TextForm("lower", "drop")
+    assert read_meta(keep).text_form == TextForm("lower", "keep")
+    with safe_open(str(keep), framework="pt") as f:  # files from before the field read the same
+        assert "text_sender" not in (f.metadata() or {})
+    md = CheckpointMeta(config=TINY).to_metadata() | {"text_sender": "hide"}
+    with pytest.raises(CheckpointError, match="unknown text sender"):
+        CheckpointMeta.from_metadata(md)
+
+
+def test_the_engine_leaves_out_the_sender_when_the_checkpoint_says(
+    tmp_path: Path, tiny_classifier: GPTClassifier
+) -> None:
+    drop = Engine.load(_save(tmp_path, tiny_classifier, "keep", "drop"), device="cpu", workers=1)
+    keep = Engine.load(_save(tmp_path, tiny_classifier, "keep"), device="cpu", workers=1)
+    signed = [f"From: Ann <ann@example.org>\n{t}" for t in TEXTS]
+    assert drop.tokenize(signed) == keep.tokenize(TEXTS) != keep.tokenize(signed)
+    assert drop.score_texts(signed) == keep.score_texts(TEXTS)
+    raw = b"From: Ann <ann@example.org>\r\nSubject: Lunch?\r\n\r\nSee you at noon\r\n"
+    scored = list(drop.score_messages([raw], lambda r: r))
+    assert scored[0].score == keep.score_texts(["Subject: Lunch?\n\nSee you at noon"])[0]
