@@ -8,13 +8,16 @@ Enron-Spam and Ling-Spam, 83% of the training mail, come lower-cased, so with ca
 model learns from them reaches only lower-case mail. Its variants with `holdout` train without one
 corpus (vocabulary, pretraining, fine-tuning, threshold on the other corpora's validation split)
 and score that corpus: its test split, and all of its messages (none was trained on).
+Sweep 5 asks the same of the sender lines (`From:`/`Reply-To:`, which only the SpamAssassin
+corpus has): lower-cased text with them, without them, and one member of each; run it on the
+`cache --lower` file with `--second-cache` the `cache --lower --no-sender` one.
 
 Meant for a GPU (12 variants at once in as many processes: ~5 minutes on one H100; on 2 CPU
 cores each variant takes 45-100 minutes). The splits are tokenised once, here, into a cache
 (token ids and labels only; it holds no text):
 
-    python bench/recipe_sweep.py cache CACHE.npz [--lower]   # needs ../shared/data
-    python bench/recipe_sweep.py run CACHE.npz OUT.jsonl [--sweep 1|2|3] [--lower-cache L.npz]
+    python bench/recipe_sweep.py cache CACHE.npz [--lower] [--no-sender]  # needs ../shared/data
+    python bench/recipe_sweep.py run CACHE.npz OUT.jsonl [--sweep 1…5] [--second-cache C2.npz]
                                      [--tiny]
     python bench/recipe_sweep.py table OUT.jsonl [...]
 """
@@ -106,20 +109,37 @@ SWEEPS: dict[str, list[dict[str, Any]]] = {
                            ("enron", (("a", 123), ("b", 5))), ("lingspam", (("a", 123),)))
           for k, s in draws),
     ],
+    # On the lower-cased cache; "lower": True reads the second cache (lower-cased, no sender
+    # lines). `mixed`: one trunk pretrained with sender lines, member 2 fine-tuned without.
+    "5": [
+        *({"name": f"lower_{k}", "pt_steps": 1000, "pt_seeds": [s]}
+          for k, s in (("a", 123), ("b", 5))),
+        *({"name": f"{v}_{k}", "pt_steps": 1000, "pt_seeds": [s], "lower": True,
+           "hybrid": v == "mixed"}
+          for k, s in (("a", 123), ("b", 5), ("c", 11), ("d", 21), ("e", 22))
+          for v in ("nosender", "mixed")),
+        *({"name": f"{v}-no-{g}_{k}", "pt_steps": 1000, "pt_seeds": [s], "holdout": g,
+           "lower": True, "hybrid": v == "mixed"}
+          for g, draws in (("spamassassin", (("a", 123), ("b", 5))),
+                           ("enron", (("a", 123), ("b", 5))), ("lingspam", (("a", 123),)))
+          for k, s in draws for v in ("nosender", "mixed")),
+    ],
 }
 
 
-def build_cache(path: Path, lower: bool = False) -> None:
+def build_cache(path: Path, lower: bool = False, no_sender: bool = False) -> None:
     """Tokenise the default preset's splits (each message's first 1,024 tokens) into `path`;
-    `lower`: lower-case every text first (the split itself is the same)."""
-    from models.tokenizer import apply_case, encode_batch
+    `lower`: lower-case every text first, `no_sender`: leave out its From/Reply-To lines (the
+    split itself is the same)."""
+    from models.tokenizer import TextForm, encode_batch
     from training.job import load_examples, make_splits
 
     splits, summary = make_splits(load_examples([DATA / c for c in DEFAULT.corpora]), DEFAULT)
     arrays: dict[str, np.ndarray] = {}
     for name in SPLITS:
         items = splits[name]
-        texts = apply_case([e.text for e in items], "lower" if lower else "keep")
+        form = TextForm("lower" if lower else "keep", "drop" if no_sender else "keep")
+        texts = form.apply([e.text for e in items])
         ids = [x[:1024] for x in encode_batch(texts)]
         arrays[f"{name}_lens"] = np.array([len(x) for x in ids], dtype=np.int32)
         arrays[f"{name}_flat"] = np.array([t for x in ids for t in x], dtype=np.uint16)
@@ -319,11 +339,14 @@ def main() -> int:
     c = sub.add_parser("cache")
     c.add_argument("cache", type=Path)
     c.add_argument("--lower", action="store_true", help="lower-case every text first")
+    c.add_argument("--no-sender", action="store_true", help="leave out From/Reply-To lines")
     r = sub.add_parser("run")
     r.add_argument("cache", type=Path)
     r.add_argument("out", type=Path)
     r.add_argument("--sweep", choices=sorted(SWEEPS), default="1")
-    r.add_argument("--lower-cache", type=Path, help="the `cache --lower` file (sweep 3)")
+    r.add_argument("--second-cache", "--lower-cache", dest="lower_cache", type=Path,
+                   help="the other text's cache: `cache --lower` (sweeps 3, 4), "
+                        "`cache --lower --no-sender` (sweep 5)")
     r.add_argument("--tiny", action="store_true", help="a few steps on 1/40 of the data")
     t = sub.add_parser("table")
     t.add_argument("results", type=Path, nargs="+")
@@ -333,15 +356,15 @@ def main() -> int:
         if not DATA.is_dir():
             print(f"skip: {DATA} not found (needs ../shared/data)", file=sys.stderr)
             return 0
-        build_cache(args.cache, args.lower)
+        build_cache(args.cache, args.lower, args.no_sender)
     elif args.cmd == "run":
         configs = SWEEPS[args.sweep]
         if any(c.get("lower") for c in configs):
             if args.lower_cache is None:
-                ap.error("this sweep needs --lower-cache")
+                ap.error("this sweep needs --second-cache")
             configs = [{**c, "lower_cache": str(args.lower_cache)} for c in configs]
         if args.tiny:
-            configs = configs[:3] if args.sweep not in ("3", "4") else configs[1:3] + configs[-2:]
+            configs = configs[:3] if args.sweep in ("1", "2") else configs[1:3] + configs[-2:]
         jobs = [(cfg, str(args.cache), str(args.out), args.tiny) for cfg in configs]
         with multiprocessing.get_context("spawn").Pool(len(jobs)) as pool:
             pool.map(_worker, jobs, chunksize=1)
