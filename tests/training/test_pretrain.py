@@ -56,18 +56,23 @@ def test_language_model_learns_and_resumes(tmp_path: Path) -> None:
     assert load_checkpoint(out).meta.training["step"] == 40
 
 
-def test_pretrain_command_reads_an_unlabeled_maildir(tmp_path: Path) -> None:
-    from typer.testing import CliRunner
-
-    from mailfilter.cli import app
-
-    box = mailbox.Maildir(tmp_path / "Mail", create=True)
+def _unlabeled_maildir(path: Path) -> None:
+    """30 plain messages with a sender, as a user's own mail folder."""
+    box = mailbox.Maildir(path, create=True)
     for i in range(30):
         msg = EmailMessage()
         msg["From"] = f"friend{i}@example.org"
         msg["Subject"] = f"note {i}"
         msg.set_content(TEXT)
         box.add(msg)
+
+
+def test_pretrain_command_reads_an_unlabeled_maildir(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from mailfilter.cli import app
+
+    _unlabeled_maildir(tmp_path / "Mail")
     out = tmp_path / "lm.safetensors"
     result = CliRunner().invoke(app, ["pretrain", str(tmp_path / "Mail"), "-o", str(out),
                                       "--size", "1x2x32x16", "--vocab-size", "64", "--steps", "3",
@@ -87,3 +92,23 @@ def test_time_budget_counts_time_spent_before_a_resume(tmp_path: Path) -> None:
     assert first.steps == [1]  # the budget ends the run after its first step, which is saved
     _, second = pretrain(_config(tmap), seqs, seqs, cfg, out, tmap, progress=False)
     assert second.steps == [1, 2]  # a resumed run is already over budget: one step, then stop
+
+
+def test_pretrain_command_records_the_text_form_asked_for_and_refuses_an_unknown_one(
+    tmp_path: Path,
+) -> None:
+    from typer.testing import CliRunner
+
+    from mailfilter.cli import app
+    from models.tokenizer import TextForm
+
+    _unlabeled_maildir(tmp_path / "Mail")
+    out = tmp_path / "lm.safetensors"
+    common = [str(tmp_path / "Mail"), "-o", str(out), "--size", "1x2x32x16", "--vocab-size", "64",
+              "--steps", "2", "--batch-size", "4", "--device", "cpu"]
+    bad = CliRunner().invoke(app, ["pretrain", *common, "--text-sender", "hide"])
+    assert bad.exit_code == 2 and "--text-sender" in bad.output and not out.exists()
+    ok = CliRunner().invoke(app, ["pretrain", *common, "--text-sender", "drop",
+                                  "--text-case", "keep"])
+    assert ok.exit_code == 0, ok.output
+    assert load_checkpoint(out).meta.text_form == TextForm("keep", "drop")
