@@ -135,10 +135,10 @@ def build_cache(path: Path, lower: bool = False, no_sender: bool = False) -> Non
     from training.job import load_examples, make_splits
 
     splits, summary = make_splits(load_examples([DATA / c for c in DEFAULT.corpora]), DEFAULT)
+    form = TextForm("lower" if lower else "keep", "drop" if no_sender else "keep")
     arrays: dict[str, np.ndarray] = {}
     for name in SPLITS:
         items = splits[name]
-        form = TextForm("lower" if lower else "keep", "drop" if no_sender else "keep")
         texts = form.apply([e.text for e in items])
         ids = [x[:1024] for x in encode_batch(texts)]
         arrays[f"{name}_lens"] = np.array([len(x) for x in ids], dtype=np.int32)

@@ -103,6 +103,7 @@ class Engine:
         self.checkpoint = checkpoint
         self.model = checkpoint.model.to(self.device, self.dtype).eval()
         self.max_length = checkpoint.meta.max_length
+        self.text_form = checkpoint.meta.text_form
         self.threshold = checkpoint.meta.threshold
         self.model_id = checkpoint.sha256[:16]
         self.batch_size = batch_size or (CUDA_BATCH if self.device.type == "cuda" else CPU_BATCH)
@@ -130,7 +131,7 @@ class Engine:
     def tokenize(self, texts: list[str]) -> list[list[int]]:
         """Token ids of the texts as the checkpoint reads them (`CheckpointMeta.text_form`),
         truncated to its max_length (the head of the text is kept)."""
-        texts = self.checkpoint.meta.text_form.apply(texts)
+        texts = self.text_form.apply(texts)
         return [ids or [EOT_ID] for ids in encode_batch_head(texts, self.max_length)]
 
     @torch.inference_mode()

@@ -20,7 +20,7 @@ from safetensors.torch import save_file
 from models.classifier import GPTClassifier, Pooling
 from models.ensemble import GPTEnsemble
 from models.gpt import GPT, GPTConfig
-from models.tokenizer import BPE_SHA256, TEXT_CASES, TEXT_SENDERS, TOKENIZER_NAME, TextForm
+from models.tokenizer import BPE_SHA256, TOKENIZER_NAME, TextForm
 
 FORMAT = "mailfilter-checkpoint"
 SCHEMA = "1"
@@ -101,10 +101,10 @@ class CheckpointMeta:
             raise CheckpointError(f"unknown checkpoint kind {meta.kind!r}")
         if meta.pooling not in ("last_real", "last_position"):
             raise CheckpointError(f"unknown pooling {meta.pooling!r}")
-        if meta.text_case not in TEXT_CASES:
-            raise CheckpointError(f"unknown text case {meta.text_case!r}")
-        if meta.text_sender not in TEXT_SENDERS:
-            raise CheckpointError(f"unknown text sender {meta.text_sender!r}")
+        try:
+            TextForm(meta.text_case, meta.text_sender)  # checks both values
+        except ValueError as e:
+            raise CheckpointError(str(e)) from e
         if not 1 <= meta.members <= MAX_MEMBERS:
             raise CheckpointError(f"members {meta.members} outside 1..{MAX_MEMBERS}")
         if meta.members > 1 and (meta.kind != "classifier" or len(meta.labels) != 2):

@@ -7,6 +7,7 @@ same rule a single model's training uses (`choose_threshold`, at most `max_fpr` 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -73,17 +74,13 @@ def combine(
         "max_fpr": max_fpr,
         "trainable": first.training.get("trainable", "all"),
     }
-    meta = CheckpointMeta(
-        config=first.config,
-        labels=first.labels,
-        max_length=first.max_length,
-        pooling=first.pooling,
+    # Shape, labels, pooling and text form are the members' own (`_members` checked they agree).
+    meta = replace(
+        first,
         threshold=threshold,
         training=training,
         metrics={"val": compute_metrics(data.labels, scores, threshold).to_dict()},
         members=len(checkpoints),
-        text_case=first.text_case,
-        text_sender=first.text_sender,
     )
     save_checkpoint(model, meta, out, dtype=store_dtype)
     return meta

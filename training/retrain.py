@@ -38,7 +38,7 @@ from mailfilter.engine import pick_device
 from mailfilter.learning import retrain_pending
 from mailfilter.model_store import ModelStore
 from mailfilter.state import Label, State
-from models.checkpoint import CheckpointMeta, file_sha256, load_checkpoint
+from models.checkpoint import file_sha256, load_checkpoint
 from models.classifier import GPTClassifier
 from models.ensemble import GPTEnsemble
 from training.corpora.dedupe import dedupe
@@ -322,11 +322,8 @@ def retrain(
         "history": [*meta.training.get("retrain", {}).get("history", []), ckpt.sha256],
     }  # fmt: skip
     metrics = result.candidate
-    new_meta = CheckpointMeta(
-        config=meta.config, kind=meta.kind, labels=meta.labels, max_length=meta.max_length,
-        pooling=meta.pooling, threshold=threshold, training=training, metrics=metrics,
-        members=meta.members, text_case=meta.text_case, text_sender=meta.text_sender,
-    )  # fmt: skip
+    # Everything else (shape, labels, members, text form) is the parent's.
+    new_meta = replace(meta, threshold=threshold, training=training, metrics=metrics)
     path = store.install(model, new_meta, base, dtype=_stored_dtype(base))
     sha = file_sha256(path)
     state.record_retrain("installed", seq, sha, report)
