@@ -47,11 +47,12 @@ class CheckpointMeta:
     members: int = 1  # >1: a GPTEnsemble of that many classifiers of this config
     text_case: str = "keep"  # models.tokenizer.TEXT_CASES: how text is cased before tokenising
     text_sender: str = "keep"  # models.tokenizer.TEXT_SENDERS: whether it reads From/Reply-To
+    text_punct: str = "keep"  # models.tokenizer.TEXT_PUNCTS: how punctuation is spaced
 
     @property
     def text_form(self) -> TextForm:
-        """How this checkpoint reads text (sender lines and case as it was trained)."""
-        return TextForm(self.text_case, self.text_sender)
+        """How this checkpoint reads text (sender lines, punctuation and case as it was trained)."""
+        return TextForm(self.text_case, self.text_sender, self.text_punct)
 
     def to_metadata(self) -> dict[str, str]:
         """The str->str header safetensors stores."""
@@ -68,9 +69,10 @@ class CheckpointMeta:
             "threshold": repr(float(self.threshold)),
             "training": json.dumps(self.training, sort_keys=True),
             "metrics": json.dumps(self.metrics, sort_keys=True),
-        } | ({"members": str(self.members)} if self.members != 1 else {}) | (
-            {"text_case": self.text_case} if self.text_case != "keep" else {}
-        ) | ({"text_sender": self.text_sender} if self.text_sender != "keep" else {})
+        } | ({"members": str(self.members)} if self.members != 1 else {}) | {
+            # only what differs from the text as it is, so older files read as before
+            key: value for key, value in self.text_form.metadata().items() if value != "keep"
+        }
 
     @classmethod
     def from_metadata(cls, md: dict[str, str]) -> CheckpointMeta:
@@ -94,6 +96,7 @@ class CheckpointMeta:
                 members=int(md.get("members", "1")),
                 text_case=md.get("text_case", "keep"),
                 text_sender=md.get("text_sender", "keep"),
+                text_punct=md.get("text_punct", "keep"),
             )
         except (KeyError, ValueError, TypeError) as e:
             raise CheckpointError(f"checkpoint metadata is invalid: {e}") from e
@@ -102,7 +105,7 @@ class CheckpointMeta:
         if meta.pooling not in ("last_real", "last_position"):
             raise CheckpointError(f"unknown pooling {meta.pooling!r}")
         try:
-            TextForm(meta.text_case, meta.text_sender)  # checks both values
+            meta.text_form  # noqa: B018 (checks the three values)
         except ValueError as e:
             raise CheckpointError(str(e)) from e
         if not 1 <= meta.members <= MAX_MEMBERS:

@@ -166,12 +166,12 @@ def run_training(
         "seconds": round(time.perf_counter() - started, 1), "torch": torch.__version__,
         "machine": f"{platform.machine()} x{os.cpu_count()}",
         "vocab_size": model.config.vocab_size, "pretrain": pretrain_report,
-        "text_case": form.case, "text_sender": form.sender,
-    } | ({"member_seeds": list(seeds), "members": member_report} if member_report else {})
+    } | form.metadata() | (
+        {"member_seeds": list(seeds), "members": member_report} if member_report else {})
     meta = CheckpointMeta(config=model.config, max_length=length, threshold=threshold,
                           training=training, metrics={k: _headline(v) for k, v in metrics.items()},
                           members=len(members), text_case=form.case,
-                          text_sender=form.sender)
+                          text_sender=form.sender, text_punct=form.punct)
     ckpt = save_checkpoint(final, meta, out_dir / "model.safetensors",
                            dtype=getattr(torch, preset.store_dtype))
     report = {"training": training, "threshold": threshold, "metrics": metrics,

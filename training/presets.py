@@ -31,10 +31,11 @@ class Preset:
     pretrain: PretrainConfig | None = None  # pretrain a language model first (random base only)
     store_dtype: str = "float32"  # tensors on disk: float32, float16 or bfloat16
     dedupe: bool = True  # drop repeated texts before splitting (the book keeps them)
-    # models.tokenizer.TEXT_CASES and TEXT_SENDERS, for a random trunk (a pretrained one
-    # brings its own).
+    # models.tokenizer.TEXT_CASES, TEXT_SENDERS and TEXT_PUNCTS, for a random trunk (a
+    # pretrained one brings its own).
     text_case: str = "keep"
     text_sender: str = "keep"
+    text_punct: str = "keep"
     # Two or more seeds: fine-tune one member per seed from the same starting model and ship
     # their mean log-odds (models/ensemble.py); empty: one model, seeded by `finetune.seed`.
     member_seeds: tuple[int, ...] = ()
@@ -42,7 +43,7 @@ class Preset:
     @property
     def text_form(self) -> TextForm:
         """How a random trunk trained by this preset reads text."""
-        return TextForm(self.text_case, self.text_sender)
+        return TextForm(self.text_case, self.text_sender, self.text_punct)
 
 
 BOOK = Preset(

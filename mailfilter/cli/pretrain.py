@@ -31,22 +31,26 @@ def pretrain(
         str, typer.Option(help="keep, or drop (leave the From/Reply-To lines out of the text; "
                           "models fine-tuned from this one follow it).")
     ] = "keep",
+    text_punct: Annotated[
+        str, typer.Option(help="keep, or split (a space on each side of every punctuation mark, "
+                          "the form Enron-Spam and Ling-Spam text comes in; models fine-tuned "
+                          "from this one follow it).")
+    ] = "keep",
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
 ) -> None:
     """Pretrain a language model (the book's chapter 5) on unlabeled mail text, resumably."""
-    from models.tokenizer import TEXT_CASES, TEXT_SENDERS, TextForm
+    from models.tokenizer import TEXT_CASES, TEXT_PUNCTS, TEXT_SENDERS, TextForm
     from training.job import pretrain_on_paths
     from training.pretrain import PretrainConfig
 
-    if text_case not in TEXT_CASES:
-        raise typer.BadParameter(f"must be one of {', '.join(TEXT_CASES)}",
-                                 param_hint="--text-case")
-    if text_sender not in TEXT_SENDERS:
-        raise typer.BadParameter(f"must be one of {', '.join(TEXT_SENDERS)}",
-                                 param_hint="--text-sender")
+    for hint, value, known in (("--text-case", text_case, TEXT_CASES),
+                               ("--text-sender", text_sender, TEXT_SENDERS),
+                               ("--text-punct", text_punct, TEXT_PUNCTS)):
+        if value not in known:  # each error names its option
+            raise typer.BadParameter(f"must be one of {', '.join(known)}", param_hint=hint)
     cfg = PretrainConfig(batch_size=batch_size, max_steps=steps, max_minutes=minutes)
     history = pretrain_on_paths(data, output, size, vocab_size, cfg, device,
-                                TextForm(text_case, text_sender))
+                                TextForm(text_case, text_sender, text_punct))
     last = history.val_loss[-1] if history.val_loss else float("nan")
     typer.echo(f"checkpoint: {output}  steps: {history.steps[-1] if history.steps else 0}  "
                f"validation loss: {last:.4f}")

@@ -106,9 +106,10 @@ def test_pretrain_command_records_the_text_form_asked_for_and_refuses_an_unknown
     out = tmp_path / "lm.safetensors"
     common = [str(tmp_path / "Mail"), "-o", str(out), "--size", "1x2x32x16", "--vocab-size", "64",
               "--steps", "2", "--batch-size", "4", "--device", "cpu"]
-    bad = CliRunner().invoke(app, ["pretrain", *common, "--text-sender", "hide"])
-    assert bad.exit_code == 2 and "--text-sender" in bad.output and not out.exists()
+    for option in ("--text-sender", "--text-punct"):
+        bad = CliRunner().invoke(app, ["pretrain", *common, option, "hide"])
+        assert bad.exit_code == 2 and option in bad.output and not out.exists()
     ok = CliRunner().invoke(app, ["pretrain", *common, "--text-sender", "drop",
-                                  "--text-case", "keep"])
+                                  "--text-case", "keep", "--text-punct", "split"])
     assert ok.exit_code == 0, ok.output
-    assert load_checkpoint(out).meta.text_form == TextForm("keep", "drop")
+    assert load_checkpoint(out).meta.text_form == TextForm("keep", "drop", "split")

@@ -1,5 +1,6 @@
-"""Training follows the text form (case, sender lines): the preset's for a random trunk, a
-checkpoint's own otherwise; evaluation, `combine` and `retrain` read text as the checkpoint says."""
+"""Training follows the text form (case, sender lines, punctuation): the preset's for a random
+trunk, a checkpoint's own otherwise; evaluation, `combine` and `retrain` read text as the
+checkpoint says."""
 
 from __future__ import annotations
 
@@ -28,19 +29,22 @@ def test_the_default_preset_lower_cases() -> None:
 def test_a_lower_case_preset_trains_evaluates_and_records_lower_case(tmp_path: Path) -> None:
     preset = replace(BOOK, name="lower", base="random", size="1x2x32x64", trainable="all",
                      finetune=replace(BOOK.finetune, epochs=1, lr=3e-3, epoch_eval=False),
-                     text_case="lower", text_sender="drop")  # fmt: skip
+                     text_case="lower", text_sender="drop", text_punct="split")  # fmt: skip
     result = run_training(preset, [write_sms_file(tmp_path / "sms.tsv")], tmp_path / "run",
                           device="cpu", progress=False)
     meta = load_checkpoint(result.checkpoint).meta
-    assert meta.text_form == TextForm("lower", "drop")
-    assert (meta.training["text_case"], meta.training["text_sender"]) == ("lower", "drop")
+    assert meta.text_form == TextForm("lower", "drop", "split")
+    recorded = (meta.training["text_case"], meta.training["text_sender"],
+                meta.training["text_punct"])
+    assert recorded == ("lower", "drop", "split")
     ex = [Example(f"Claim your FREE prize {i}", SPAM, "s") for i in range(5)] + [
         Example(f"Lunch with Ann at {i}?", HAM, "h") for i in range(5)
     ]
     shouted = [Example(e.text.upper(), e.label, e.source) for e in ex]
     signed = [Example(f"From: Bo <bo@example.org>\n{e.text}", e.label, e.source) for e in ex]
-    same = [evaluate_examples(result.checkpoint, x) for x in (ex, shouted, signed)]
-    assert same[0] == same[1] == same[2]
+    spaced = [Example(e.text.replace("?", "  ? "), e.label, e.source) for e in ex]
+    same = [evaluate_examples(result.checkpoint, x) for x in (ex, shouted, signed, spaced)]
+    assert same[0] == same[1] == same[2] == same[3]
 
 
 def test_the_trunk_decides_the_form(tmp_path: Path, tiny_classifier: GPTClassifier) -> None:
