@@ -94,6 +94,7 @@ DEFAULT = Preset(
     store_dtype="float16",
     member_seeds=(123, 7),
     text_case="lower",
+    text_punct="split",  # docs/MODEL.md, "Punctuation"
 )
 
 PRESETS: dict[str, Preset] = {p.name: p for p in (BOOK, DEFAULT)}

@@ -32,10 +32,10 @@ def pretrain(
                           "models fine-tuned from this one follow it).")
     ] = "keep",
     text_punct: Annotated[
-        str, typer.Option(help="keep, or split (a space on each side of every punctuation mark, "
-                          "the form Enron-Spam and Ling-Spam text comes in; models fine-tuned "
-                          "from this one follow it).")
-    ] = "keep",
+        str, typer.Option(help="split (a space on each side of every punctuation mark, the form "
+                          "Enron-Spam and Ling-Spam text comes in, as the default preset does), "
+                          "or keep; models fine-tuned from this one follow it.")
+    ] = "split",
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
 ) -> None:
     """Pretrain a language model (the book's chapter 5) on unlabeled mail text, resumably."""

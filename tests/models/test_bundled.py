@@ -15,7 +15,7 @@ def test_the_bundled_model_is_the_default_preset_within_25_mb() -> None:
     assert meta.kind == "classifier" and meta.labels == ("ham", "spam")
     assert meta.members == max(1, len(DEFAULT.member_seeds))
     assert meta.max_length == DEFAULT.max_length
-    assert meta.text_case == DEFAULT.text_case  # it reads text the way the preset trains it
+    assert meta.text_form == DEFAULT.text_form  # it reads text the way the preset trains it
     assert 0.5 <= meta.threshold < 1.0
     assert meta.training["preset"] == "default"
     if meta.members > 1:

@@ -22,8 +22,8 @@ from training.job import evaluate_examples, run_training
 from training.presets import BOOK, DEFAULT
 
 
-def test_the_default_preset_lower_cases() -> None:
-    assert DEFAULT.text_form == TextForm("lower") and BOOK.text_form == AS_IS
+def test_the_default_preset_lower_cases_and_splits_punctuation() -> None:
+    assert DEFAULT.text_form == TextForm("lower", "keep", "split") and BOOK.text_form == AS_IS
 
 
 def test_a_lower_case_preset_trains_evaluates_and_records_lower_case(tmp_path: Path) -> None:
