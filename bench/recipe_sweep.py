@@ -11,13 +11,17 @@ and score that corpus: its test split, and all of its messages (none was trained
 Sweep 5 asks the same of the sender lines (`From:`/`Reply-To:`, which only the SpamAssassin
 corpus has): lower-cased text with them, without them, and one member of each; run it on the
 `cache --lower` file with `--second-cache` the `cache --lower --no-sender` one.
+Sweep 6 asks it of punctuation spaced apart (`thanks , see you .`, the form Enron-Spam and
+Ling-Spam come in; the default preset since 2026-11-26): five draws and the held-out runs on
+`--second-cache` the `cache --lower --split-punct` file, beside two draws of lower-cased text
+as written.
 
 Meant for a GPU (12 variants at once in as many processes: ~5 minutes on one H100; on 2 CPU
 cores each variant takes 45-100 minutes). The splits are tokenised once, here, into a cache
 (token ids and labels only; it holds no text):
 
-    python bench/recipe_sweep.py cache CACHE.npz [--lower] [--no-sender]  # needs ../shared/data
-    python bench/recipe_sweep.py run CACHE.npz OUT.jsonl [--sweep 1…5] [--second-cache C2.npz]
+    python bench/recipe_sweep.py cache CACHE.npz [--lower] [--no-sender] [--split-punct]
+    python bench/recipe_sweep.py run CACHE.npz OUT.jsonl [--sweep 1…6] [--second-cache C2.npz]
                                      [--tiny]
     python bench/recipe_sweep.py table OUT.jsonl [...]
 """
@@ -124,18 +128,33 @@ SWEEPS: dict[str, list[dict[str, Any]]] = {
                            ("enron", (("a", 123), ("b", 5))), ("lingspam", (("a", 123),)))
           for k, s in draws for v in ("nosender", "mixed")),
     ],
+    # On the lower-cased cache; "lower": True reads the second cache (lower-cased, punctuation
+    # spaced apart) for everything, trunk included.
+    "6": [
+        *({"name": f"lower_{k}", "pt_steps": 1000, "pt_seeds": [s]}
+          for k, s in (("a", 123), ("b", 5))),
+        *({"name": f"punct_{k}", "pt_steps": 1000, "pt_seeds": [s], "lower": True}
+          for k, s in (("a", 123), ("b", 5), ("c", 11), ("d", 21), ("e", 22))),
+        *({"name": f"punct-no-{g}_{k}", "pt_steps": 1000, "pt_seeds": [s], "holdout": g,
+           "lower": True}
+          for g, draws in (("spamassassin", (("a", 123), ("b", 5))),
+                           ("enron", (("a", 123), ("b", 5))), ("lingspam", (("a", 123),)))
+          for k, s in draws),
+    ],
 }
 
 
-def build_cache(path: Path, lower: bool = False, no_sender: bool = False) -> None:
+def build_cache(path: Path, lower: bool = False, no_sender: bool = False,
+                split_punct: bool = False) -> None:
     """Tokenise the default preset's splits (each message's first 1,024 tokens) into `path`;
-    `lower`: lower-case every text first, `no_sender`: leave out its From/Reply-To lines (the
-    split itself is the same)."""
+    `lower`: lower-case every text first, `no_sender`: leave out its From/Reply-To lines,
+    `split_punct`: space every punctuation mark apart (the split itself is the same)."""
     from models.tokenizer import TextForm, encode_batch
     from training.job import load_examples, make_splits
 
     splits, summary = make_splits(load_examples([DATA / c for c in DEFAULT.corpora]), DEFAULT)
-    form = TextForm("lower" if lower else "keep", "drop" if no_sender else "keep")
+    form = TextForm("lower" if lower else "keep", "drop" if no_sender else "keep",
+                    "split" if split_punct else "keep")
     arrays: dict[str, np.ndarray] = {}
     for name in SPLITS:
         items = splits[name]
@@ -340,13 +359,16 @@ def main() -> int:
     c.add_argument("cache", type=Path)
     c.add_argument("--lower", action="store_true", help="lower-case every text first")
     c.add_argument("--no-sender", action="store_true", help="leave out From/Reply-To lines")
+    c.add_argument("--split-punct", action="store_true",
+                   help="space every punctuation mark apart")
     r = sub.add_parser("run")
     r.add_argument("cache", type=Path)
     r.add_argument("out", type=Path)
     r.add_argument("--sweep", choices=sorted(SWEEPS), default="1")
     r.add_argument("--second-cache", "--lower-cache", dest="lower_cache", type=Path,
                    help="the other text's cache: `cache --lower` (sweeps 3, 4), "
-                        "`cache --lower --no-sender` (sweep 5)")
+                        "`cache --lower --no-sender` (sweep 5), "
+                        "`cache --lower --split-punct` (sweep 6)")
     r.add_argument("--tiny", action="store_true", help="a few steps on 1/40 of the data")
     t = sub.add_parser("table")
     t.add_argument("results", type=Path, nargs="+")
@@ -356,7 +378,7 @@ def main() -> int:
         if not DATA.is_dir():
             print(f"skip: {DATA} not found (needs ../shared/data)", file=sys.stderr)
             return 0
-        build_cache(args.cache, args.lower, args.no_sender)
+        build_cache(args.cache, args.lower, args.no_sender, args.split_punct)
     elif args.cmd == "run":
         configs = SWEEPS[args.sweep]
         if any(c.get("lower") for c in configs):

@@ -48,8 +48,8 @@ def test_tables_count_a_repeated_run_once_and_keep_held_out_runs_apart(tmp_path:
     assert "| base-no-enron_a | 0.99000 | 3.00% (3/100), 8.00%, 0.9000 |" in held
 
 
-def test_sweeps_3_to_5_hold_out_each_corpus() -> None:
-    for sweep in ("3", "4", "5"):
+def test_sweeps_3_to_6_hold_out_each_corpus() -> None:
+    for sweep in ("3", "4", "5", "6"):
         held = {c["holdout"] for c in SWEEPS[sweep] if c.get("holdout")}
         assert held == {"spamassassin", "enron", "lingspam"}
 
@@ -61,3 +61,11 @@ def test_sweep_5_compares_sender_lines_on_the_same_draws() -> None:
         assert names[f"nosender_{k}"]["pt_seeds"] == names[f"mixed_{k}"]["pt_seeds"]
         assert names[f"mixed_{k}"]["hybrid"] and not names[f"nosender_{k}"]["hybrid"]
     assert not any(names[f"lower_{k}"].get("lower") for k in "ab")  # reads the first cache
+
+
+def test_sweep_6_reads_every_punctuation_run_from_the_second_cache() -> None:
+    names = {c["name"]: c for c in SWEEPS["6"]}
+    assert len(names) == len(SWEEPS["6"])
+    punct = [c for n, c in names.items() if n.startswith("punct")]
+    assert len(punct) == 10 and all(c["lower"] and not c.get("hybrid") for c in punct)
+    assert not any(names[f"lower_{k}"].get("lower") for k in "ab")  # the baseline: first cache
