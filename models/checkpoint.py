@@ -9,7 +9,7 @@ import hashlib
 import json
 import os
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,10 @@ class CheckpointMeta:
     def text_form(self) -> TextForm:
         """How this checkpoint reads text (sender lines, punctuation and case as it was trained)."""
         return TextForm(self.text_case, self.text_sender, self.text_punct)
+
+    def with_form(self, form: TextForm) -> CheckpointMeta:
+        """This metadata for a model that reads text in `form` (the inverse of `text_form`)."""
+        return replace(self, text_case=form.case, text_sender=form.sender, text_punct=form.punct)
 
     def to_metadata(self) -> dict[str, str]:
         """The str->str header safetensors stores."""

@@ -170,8 +170,7 @@ def run_training(
         {"member_seeds": list(seeds), "members": member_report} if member_report else {})
     meta = CheckpointMeta(config=model.config, max_length=length, threshold=threshold,
                           training=training, metrics={k: _headline(v) for k, v in metrics.items()},
-                          members=len(members), text_case=form.case,
-                          text_sender=form.sender, text_punct=form.punct)
+                          members=len(members)).with_form(form)
     ckpt = save_checkpoint(final, meta, out_dir / "model.safetensors",
                            dtype=getattr(torch, preset.store_dtype))
     report = {"training": training, "threshold": threshold, "metrics": metrics,

@@ -153,9 +153,7 @@ def pretrain(
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
     meta = CheckpointMeta(config=config, kind="lm", max_length=config.block_size,
-                          training={"pretrain": asdict(cfg)},
-                          text_case=form.case, text_sender=form.sender,
-                          text_punct=form.punct)
+                          training={"pretrain": asdict(cfg)}).with_form(form)
     step, history = (_resume(model, opt, out) if out.exists() else (0, PretrainHistory()))
     train_stream, val_stream = token_stream(train_seqs), token_stream(val_seqs)
     block = config.block_size

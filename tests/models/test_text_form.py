@@ -34,20 +34,26 @@ def test_apply_case() -> None:
         apply_case(TEXTS, "upper")
 
 
-def test_text_case_round_trips_and_keep_is_not_written(
-    tmp_path: Path, tiny_classifier: GPTClassifier
+@pytest.mark.parametrize(("key", "value", "unknown"), [
+    ("text_case", "lower", "title"),
+    ("text_sender", "drop", "hide"),
+    ("text_punct", "split", "strip"),
+])
+def test_each_text_form_field_round_trips_keep_is_not_written_and_unknown_is_an_error(
+    tmp_path: Path, tiny_classifier: GPTClassifier, key: str, value: str, unknown: str
 ) -> None:
-    lower = _save(tmp_path, tiny_classifier, "lower")
+    fields = {"text_case": "keep", "text_sender": "keep", "text_punct": "keep", key: value}
+    written = _save(tmp_path, tiny_classifier, *fields.values())
+    assert getattr(read_meta(written), key) == value
+    assert read_meta(written).text_form.metadata() == fields
+    both = _save(tmp_path, tiny_classifier, "lower", *list(fields.values())[1:])
+    assert read_meta(both).text_form.metadata() == fields | {"text_case": "lower"}
     keep = _save(tmp_path, tiny_classifier, "keep")
-    assert read_meta(lower).text_case == "lower"
-    assert read_meta(keep).text_case == "keep"
+    assert read_meta(keep).text_form == AS_IS
     with safe_open(str(keep), framework="pt") as f:  # files from before the field read the same
-        assert "text_case" not in (f.metadata() or {})
-
-
-def test_an_unknown_text_case_is_a_checkpoint_error() -> None:
-    md = CheckpointMeta(config=TINY).to_metadata() | {"text_case": "title"}
-    with pytest.raises(CheckpointError, match="unknown text case"):
+        assert key not in (f.metadata() or {})
+    md = CheckpointMeta(config=TINY).to_metadata() | {key: unknown}
+    with pytest.raises(CheckpointError, match=f"unknown text {key.removeprefix('text_')}"):
         CheckpointMeta.from_metadata(md)
 
 
@@ -83,20 +89,6 @@ def test_text_form_applies_sender_then_case_and_rejects_unknown_values() -> None
         TextForm("keep", "hide")
     with pytest.raises(ValueError, match="unknown text case"):
         TextForm("upper")
-
-
-def test_text_sender_round_trips_and_keep_is_not_written(
-    tmp_path: Path, tiny_classifier: GPTClassifier
-) -> None:
-    drop = _save(tmp_path, tiny_classifier, "lower", "drop")
-    keep = _save(tmp_path, tiny_classifier, "lower")
-    assert read_meta(drop).text_form == TextForm("lower", "drop")
-    assert read_meta(keep).text_form == TextForm("lower", "keep")
-    with safe_open(str(keep), framework="pt") as f:  # files from before the field read the same
-        assert "text_sender" not in (f.metadata() or {})
-    md = CheckpointMeta(config=TINY).to_metadata() | {"text_sender": "hide"}
-    with pytest.raises(CheckpointError, match="unknown text sender"):
-        CheckpointMeta.from_metadata(md)
 
 
 def test_the_engine_leaves_out_the_sender_when_the_checkpoint_says(
@@ -139,20 +131,6 @@ def test_text_form_drops_the_sender_before_splitting_punctuation() -> None:
     assert TextForm("keep", "keep", "split").apply([text]) == [split_punct(text)]
     with pytest.raises(ValueError, match="unknown text punct"):
         TextForm("keep", "keep", "strip")
-
-
-def test_text_punct_round_trips_and_keep_is_not_written(
-    tmp_path: Path, tiny_classifier: GPTClassifier
-) -> None:
-    split = _save(tmp_path, tiny_classifier, "lower", "keep", "split")
-    keep = _save(tmp_path, tiny_classifier, "lower")
-    assert read_meta(split).text_form == TextForm("lower", "keep", "split")
-    assert read_meta(keep).text_form == TextForm("lower")
-    with safe_open(str(keep), framework="pt") as f:  # files from before the field read the same
-        assert "text_punct" not in (f.metadata() or {})
-    md = CheckpointMeta(config=TINY).to_metadata() | {"text_punct": "strip"}
-    with pytest.raises(CheckpointError, match="unknown text punct"):
-        CheckpointMeta.from_metadata(md)
 
 
 def test_the_engine_splits_punctuation_when_the_checkpoint_says(
