@@ -36,7 +36,12 @@ from training.corpora.dedupe import dedupe
 from training.corpora.example import HAM, LABELS, Example
 from training.corpora.formats import read_corpus
 from training.corpora.mailbox_folders import is_maildir, is_mbox, read_mail_folder
-from training.corpora.split import balance_by_undersampling, book_split, split_examples
+from training.corpora.split import (
+    balance_by_undersampling,
+    book_split,
+    oversample,
+    split_examples,
+)
 from training.data import TokenizedSet
 from training.finetune import FinetuneConfig, History, finetune, predict
 from training.metrics import Metrics, choose_threshold, compute_metrics, roc_auc
@@ -142,6 +147,10 @@ def run_training(
     longest = max(1, max((len(ids) for ids in encoded["train"]), default=0))
     length = min(max_length or preset.max_length or longest, block)
     sets = {name: TokenizedSet(items, length, encoded[name]) for name, items in splits.items()}
+    if preset.oversample:
+        picks = oversample(splits["train"], dict(preset.oversample))
+        sets["train"] = TokenizedSet([splits["train"][i] for i in picks], length,
+                                     [encoded["train"][i] for i in picks])
     cfg: FinetuneConfig = preset.finetune
     if epochs is not None:
         cfg = replace(cfg, epochs=epochs)
@@ -166,7 +175,7 @@ def run_training(
         "seconds": round(time.perf_counter() - started, 1), "torch": torch.__version__,
         "machine": f"{platform.machine()} x{os.cpu_count()}",
         "vocab_size": model.config.vocab_size, "pretrain": pretrain_report,
-    } | form.metadata() | (
+    } | ({"oversample": dict(preset.oversample)} if preset.oversample else {}) | form.metadata() | (
         {"member_seeds": list(seeds), "members": member_report} if member_report else {})
     meta = CheckpointMeta(config=model.config, max_length=length, threshold=threshold,
                           training=training, metrics={k: _headline(v) for k, v in metrics.items()},

@@ -39,6 +39,9 @@ class Preset:
     # Two or more seeds: fine-tune one member per seed from the same starting model and ship
     # their mean log-odds (models/ensemble.py); empty: one model, seeded by `finetune.seed`.
     member_seeds: tuple[int, ...] = ()
+    # (corpus, k): fine-tuning reads each training message of that corpus (`Example.corpus`)
+    # k times an epoch; pretraining, validation and test read it once.
+    oversample: tuple[tuple[str, int], ...] = ()
 
     @property
     def text_form(self) -> TextForm:

@@ -11,6 +11,7 @@ from training.corpora.example import HAM, SPAM, Example
 from training.corpora.split import (
     balance_by_undersampling,
     book_split,
+    oversample,
     split_examples,
     split_of,
 )
@@ -95,3 +96,25 @@ def test_book_split_does_not_mutate_its_input() -> None:
     copy = list(examples)
     book_split(examples)
     assert examples == copy
+
+
+@pytest.mark.parametrize(("source", "name"), [
+    ("spamassassin/easy_ham/00001.abc", "spamassassin"),
+    ("enron1/ham/0001.txt", "enron1"),
+    ("sms:SMSSpamCollection:12", "sms"),
+    ("inbox", "inbox"),
+])
+def test_an_example_knows_its_corpus(source: str, name: str) -> None:
+    assert Example("x", HAM, source).corpus == name
+
+
+def test_oversample_repeats_the_named_corpora_in_place() -> None:
+    items = [Example("a", HAM, "sa/1"), Example("b", SPAM, "enron1/2"), Example("c", SPAM, "sa/3")]
+    assert oversample(items, {"sa": 3}) == [0, 0, 0, 1, 2, 2, 2]
+    assert oversample(items, {"enron1": 2, "other": 5}) == [0, 1, 1, 2]
+    assert oversample(items, {}) == [0, 1, 2]
+
+
+def test_oversample_refuses_a_factor_below_one() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        oversample([Example("a", HAM, "sa/1")], {"sa": 0})

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import math
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from training.corpora.example import HAM, SPAM, Example
 
@@ -79,6 +79,15 @@ def balance_by_undersampling(examples: Iterable[Example],
     elif len(spam) > n:
         spam = rng.sample(spam, n)
     return ham + spam
+
+
+def oversample(examples: Sequence[Example], factors: Mapping[str, int]) -> list[int]:
+    """Indices into `examples` with each example of a corpus named in `factors` repeated that
+    many times (in place, so an epoch reads it that often); other examples once."""
+    for corpus, k in factors.items():
+        if k < 1:
+            raise ValueError(f"oversampling factor for {corpus!r} must be at least 1, not {k}")
+    return [i for i, ex in enumerate(examples) for _ in range(factors.get(ex.corpus, 1))]
 
 
 def book_split(examples: Iterable[Example], seed: int = BOOK_SEED,
