@@ -23,8 +23,10 @@ Output format (stable: trained models depend on it)::
   page as an attachment under an empty body must not look empty), and so is that of an
   untyped (`application/octet-stream`) attachment named `.htm`, `.html` or `.txt`; other
   content never is.
-- Body: for `multipart/alternative` the `text/plain` part wins (HTML when it is empty); HTML
-  goes through `html_text` (lxml: text, paragraphs as lines, images as their alt text; head,
+- Body: for `multipart/alternative` the `text/plain` part wins (HTML when it is empty); HTML,
+  and a `text/plain` part that is an HTML document (it opens with `<html>`, `<!DOCTYPE html>`,
+  `<head>` or `<body>`: spam sent pages so, for mail programs that sniff), goes through
+  `html_text` (lxml: text, paragraphs as lines, images as their alt text; head,
   scripts, styles and comments dropped). Every URL, in
   plain text or HTML links, is replaced by its host name (`Click here (host)`): the host is spam
   signal, paths and tracking ids are noise. Whitespace runs and blank lines are collapsed.
@@ -103,6 +105,12 @@ _MD_LINK = re.compile(r"\[([^\[\]\n]{0,500})\]\(([^()\s]{0,2000})(?: \"[^\"\n]{0
 _URL = re.compile(r"(?=[<hf])<?\b((?:https?|ftp)://[^\s<>\"'\]\[]+)>?", re.IGNORECASE)
 _URL_HOST = re.compile(r"\A[a-z][a-z0-9+.-]*://(?:[^/@\s]*@)?\[?([^/:?#\s\]]+)", re.IGNORECASE)
 _MAILTO_HOST = re.compile(r"\Amailto:[^@?]*@([^?&>\s]+)", re.IGNORECASE)
+# A "text/plain" part that is an HTML document (spam did this so that some mail programs
+# would render it): it opens, after white space and comments, with one of these tags.
+_HTML_DOCUMENT = re.compile(
+    r"\A\s*(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html|head|body)\b", re.IGNORECASE | re.DOTALL
+)
+HTML_SNIFF_CHARS = 2048  # how much of a plain part's start is searched for that opening
 
 
 @functools.lru_cache(maxsize=4096)
@@ -321,9 +329,15 @@ def _visit(part: Message, walk: _Walk, depth: int) -> None:
     if subtype == "html":
         _add_body(walk, _html_to_text(_decode_part(part, walk)))
     elif maintype == "multipart" or subtype in ("plain", "enriched"):
-        _add_body(walk, _decode_part(part, walk))
+        text = _decode_part(part, walk)
+        _add_body(walk, _html_to_text(text) if _is_html_document(text) else text)
     else:
         _list_attachment(part, ctype, walk)
+
+
+def _is_html_document(text: str) -> bool:
+    """Whether plain text is in fact an HTML document (`<html>`, `<!DOCTYPE html>`, … first)."""
+    return "<" in text[:HTML_SNIFF_CHARS] and bool(_HTML_DOCUMENT.match(text[:HTML_SNIFF_CHARS]))
 
 
 def _add_body(walk: _Walk, text: str) -> None:

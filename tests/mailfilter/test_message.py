@@ -154,6 +154,37 @@ def test_html_only_becomes_readable_text_with_link_hosts() -> None:
         assert clutter not in body
 
 
+@pytest.mark.parametrize("opening", [
+    b"<html><body>", b"\r\n  <!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 4.0//EN\">\r\n<html>",
+    b"<!-- saved from url=(0022)http://internet.e-mail -->\r\n<HTML><BODY>",
+    b"<body bgcolor=white>",
+    b"<head><title>Offer</title></head>",
+])
+def test_plain_text_that_is_an_html_document_is_read_as_html(opening: bytes) -> None:
+    page = opening + b"<p align='center'><font size=5><b>You have won</b></font></p>" \
+        b"<a href='http://claim.example/x?id=1'>Claim now</a></body></html>\r\n"
+    text = to_text(mail(page, b"Content-Type: text/plain; charset=us-ascii"))
+    body = text.split("\n\n", 1)[1]
+    assert "You have won" in body and "Claim now (claim.example)" in body
+    assert "<" not in body and "font" not in body and "Offer" not in body
+
+
+@pytest.mark.parametrize("body", [
+    b"Use <b>bold</b> in the template, or <html> at the top of the page.",
+    b"Quoting the page:\r\n<html><body>hi</body></html>",  # HTML inside a note stays as written
+    b"<p>A paragraph tag first is not a document.</p>",
+])
+def test_plain_text_that_only_mentions_html_is_kept_as_written(body: bytes) -> None:
+    text = to_text(mail(body, b"Content-Type: text/plain; charset=us-ascii"))
+    assert text.split("\n\n", 1)[1] == body.decode().replace("\r\n", "\n")
+
+
+def test_html_document_sniffing_is_bounded() -> None:
+    comments = b"<!--" * 200_000  # never closed: the opening is not found, in bounded work
+    text = to_text(mail(comments + b"<html>x", b"Content-Type: text/plain"))
+    assert text.split("\n\n", 1)[1].startswith("<!--")
+
+
 def test_urls_in_plain_text_become_their_host() -> None:
     raw = mail(b"See https://user@Shop.example:8080/a/b?c=d#e or <http://x.example/p>.\r\n")
     assert to_text(raw).endswith("\n\nSee shop.example or x.example.")
