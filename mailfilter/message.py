@@ -237,7 +237,8 @@ def text_from_parts(
     """The `to_text` format for a plain-text message with just this sender, subject and body."""
     headers = [("From", _clean_header(sender)), ("Subject", _clean_header(subject))]
     data = body.encode("utf-8", "surrogateescape")[: max(0, max_bytes)]
-    text = _clean_body(_decode(data, "utf-8"))
+    text = _decode(data, "utf-8")
+    text = _clean_body(_html_to_text(text) if _is_html_document(text) else text)
     return _render([(k, v) for k, v in headers if v], [], text, max_chars)[0]
 
 

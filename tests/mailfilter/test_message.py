@@ -179,6 +179,13 @@ def test_plain_text_that_only_mentions_html_is_kept_as_written(body: bytes) -> N
     assert text.split("\n\n", 1)[1] == body.decode().replace("\r\n", "\n")
 
 
+def test_text_from_parts_reads_an_html_document_body_as_to_text_does() -> None:
+    page = "<html><body><p>You <b>have</b> won</p></body></html>"
+    raw = mail(page.encode(), b"Content-Type: text/plain; charset=utf-8")
+    assert text_from_parts("Lunch on Friday?", page, "Jane Doe <jane@example.com>") == to_text(raw)
+    assert to_text(raw).endswith("\n\nYou have won")
+
+
 def test_html_document_sniffing_is_bounded() -> None:
     comments = b"<!--" * 200_000  # never closed: the opening is not found, in bounded work
     text = to_text(mail(comments + b"<html>x", b"Content-Type: text/plain"))
