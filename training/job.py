@@ -161,6 +161,8 @@ def run_training(
     members, histories = _fine_tune_members(model, sets, cfg, seeds, dev, progress)
     history = histories[0]
     final: GPTClassifier | GPTEnsemble = members[0] if len(members) == 1 else GPTEnsemble(members)
+    store_dtype = getattr(torch, preset.store_dtype)
+    round_to_dtype(final, store_dtype)  # threshold and metrics describe the file as written
     member_report = _member_report(members, histories, seeds, sets, dev)
     scores = {name: predict(final, s, dev) for name, s in sets.items() if len(s)}
     threshold = 0.5
@@ -180,8 +182,7 @@ def run_training(
     meta = CheckpointMeta(config=model.config, max_length=length, threshold=threshold,
                           training=training, metrics={k: _headline(v) for k, v in metrics.items()},
                           members=len(members)).with_form(form)
-    ckpt = save_checkpoint(final, meta, out_dir / "model.safetensors",
-                           dtype=getattr(torch, preset.store_dtype))
+    ckpt = save_checkpoint(final, meta, out_dir / "model.safetensors", dtype=store_dtype)
     report = {"training": training, "threshold": threshold, "metrics": metrics,
               "history": asdict(history)}
     if len(histories) > 1:
@@ -190,6 +191,15 @@ def run_training(
     metrics_path.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     plot_path = _plot(history, out_dir / "training-curves.png", preset.name)
     return TrainResult(ckpt, metrics_path, plot_path, metrics)
+
+
+@torch.no_grad()
+def round_to_dtype(model: torch.nn.Module, dtype: torch.dtype) -> None:
+    """Round the model's floating-point tensors, in place, to the values `dtype` can hold (what
+    a checkpoint stored in `dtype` loads back as)."""
+    for t in (*model.parameters(), *model.buffers()):
+        if t.is_floating_point():
+            t.copy_(t.to(dtype).to(t.dtype))
 
 
 def _fine_tune_members(
