@@ -143,6 +143,18 @@ def _tensors_to_save(model: torch.nn.Module, dtype: torch.dtype | None) -> dict[
     return out
 
 
+@torch.no_grad()
+def round_to_dtype(model: torch.nn.Module, dtype: torch.dtype | None) -> None:
+    """Round the model's floating-point tensors, in place, to the values `dtype` can hold: what a
+    checkpoint saved with `dtype` loads back as, so that a threshold chosen after this holds for
+    the file (None: nothing to do)."""
+    if dtype is None:
+        return
+    for t in (*model.parameters(), *model.buffers()):
+        if t.is_floating_point():
+            t.copy_(t.to(dtype).to(t.dtype))
+
+
 def save_checkpoint(
     model: torch.nn.Module, meta: CheckpointMeta, path: str | Path, dtype: torch.dtype | None = None
 ) -> Path:

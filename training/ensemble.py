@@ -13,7 +13,13 @@ from typing import Any
 
 import torch
 
-from models.checkpoint import Checkpoint, CheckpointMeta, load_checkpoint, save_checkpoint
+from models.checkpoint import (
+    Checkpoint,
+    CheckpointMeta,
+    load_checkpoint,
+    round_to_dtype,
+    save_checkpoint,
+)
 from models.classifier import GPTClassifier
 from models.ensemble import GPTEnsemble
 from training.corpora.example import Example
@@ -63,6 +69,7 @@ def combine(
         raise EnsembleError("the validation split needs both ham and spam to set a threshold")
     first = checkpoints[0].meta
     model = GPTEnsemble(members)
+    round_to_dtype(model, store_dtype)  # the threshold is the stored file's
     data = TokenizedSet(val, first.max_length, form=first.text_form)
     scores = predict(model, data, torch.device("cpu"))
     threshold = choose_threshold(data.labels, scores, max_fpr)

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from mailfilter.engine import pick_device
-from models.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
+from models.checkpoint import CheckpointMeta, load_checkpoint, round_to_dtype, save_checkpoint
 from models.classifier import GPTClassifier, Trainable
 from models.ensemble import GPTEnsemble
 from models.gpt import GPT
@@ -191,15 +191,6 @@ def run_training(
     metrics_path.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     plot_path = _plot(history, out_dir / "training-curves.png", preset.name)
     return TrainResult(ckpt, metrics_path, plot_path, metrics)
-
-
-@torch.no_grad()
-def round_to_dtype(model: torch.nn.Module, dtype: torch.dtype) -> None:
-    """Round the model's floating-point tensors, in place, to the values `dtype` can hold (what
-    a checkpoint stored in `dtype` loads back as)."""
-    for t in (*model.parameters(), *model.buffers()):
-        if t.is_floating_point():
-            t.copy_(t.to(dtype).to(t.dtype))
 
 
 def _fine_tune_members(

@@ -38,7 +38,7 @@ from mailfilter.engine import pick_device
 from mailfilter.learning import retrain_pending
 from mailfilter.model_store import ModelStore
 from mailfilter.state import Label, State
-from models.checkpoint import file_sha256, load_checkpoint
+from models.checkpoint import file_sha256, load_checkpoint, round_to_dtype
 from models.classifier import GPTClassifier
 from models.ensemble import GPTEnsemble
 from training.corpora.dedupe import dedupe
@@ -293,6 +293,8 @@ def retrain(
         history = finetune(member, mixed_set, held_set, replace(ft, seed=ft.seed + k), dev,
                            progress)
         steps, seconds = steps + history.total_steps, seconds + history.seconds
+    store_dtype = _stored_dtype(base)
+    round_to_dtype(model, store_dtype)  # judged and thresholded as it will be stored
     new_held = predict(model, held_set, dev)
     new_val = predict(model, val_set, dev) if val_set else []
 
@@ -324,7 +326,7 @@ def retrain(
     metrics = result.candidate
     # Everything else (shape, labels, members, text form) is the parent's.
     new_meta = replace(meta, threshold=threshold, training=training, metrics=metrics)
-    path = store.install(model, new_meta, base, dtype=_stored_dtype(base))
+    path = store.install(model, new_meta, base, dtype=store_dtype)
     sha = file_sha256(path)
     state.record_retrain("installed", seq, sha, report)
     result.outcome, result.model = "installed", str(path)

@@ -18,6 +18,7 @@ from training.corpora.example import HAM, SPAM, Example
 from training.data import TokenizedSet
 from training.ensemble import EnsembleError, combine
 from training.finetune import FinetuneConfig, finetune, predict
+from training.metrics import choose_threshold
 
 CFG = GPTConfig(n_layer=1, n_head=2, n_embd=16, block_size=64)
 
@@ -93,3 +94,18 @@ def test_the_combine_command(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "2 members" in result.output
     assert load_checkpoint(out).meta.members == 2
+
+
+def test_combine_sets_the_threshold_on_the_weights_as_stored(tmp_path: Path) -> None:
+    paths = []
+    for seed in (1, 2):  # untrained float32 members: scores near 0.5, where the last bits count
+        torch.manual_seed(seed)
+        meta = CheckpointMeta(config=CFG, max_length=64, threshold=0.5)
+        paths.append(save_checkpoint(GPTClassifier(CFG), meta, tmp_path / f"r{seed}.safetensors"))
+    val = examples()
+    out = tmp_path / "ens.safetensors"
+    meta = combine(paths, out, val, max_fpr=0.1)  # stored in float16
+    data = TokenizedSet(val, 64)
+    scores = predict(load_checkpoint(out).model, data, torch.device("cpu"))
+    assert meta.threshold > 0.5  # set by a ham's score, not the floor
+    assert meta.threshold == choose_threshold(data.labels, scores, 0.1)

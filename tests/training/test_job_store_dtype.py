@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from models.checkpoint import load_checkpoint
+from models.checkpoint import load_checkpoint, round_to_dtype
 from tests.conftest import write_sms_file
 from training.data import TokenizedSet
 from training.finetune import predict
-from training.job import load_examples, make_splits, round_to_dtype, run_training
+from training.job import load_examples, make_splits, run_training
 from training.metrics import choose_threshold, compute_metrics
 from training.presets import BOOK, Preset
 
@@ -51,6 +51,8 @@ def test_round_to_dtype_gives_what_the_dtype_holds_and_leaves_integers() -> None
     layer.register_buffer("ids", torch.tensor([1, 70000]))
     with torch.no_grad():
         layer.weight.fill_(1 + 2**-12)  # between two float16 values
+    round_to_dtype(layer, None)
+    assert torch.equal(layer.weight, torch.full((3, 3), 1 + 2**-12))
     round_to_dtype(layer, torch.float16)
     assert layer.weight.dtype == torch.float32
     assert torch.equal(layer.weight, torch.full((3, 3), 1.0))
