@@ -69,7 +69,8 @@ DEFAULT = Preset(
     description="The bundled model: a small GPT-2 pretrained on the training split's mail text, "
     "then fully fine-tuned twice (seeds 123 and 7, random prefix crops) on SpamAssassin + "
     "Enron-Spam 1-5 + Ling-Spam (stable 80/10/10 split) and shipped as the two models' mean "
-    "log-odds; text lower-cased before tokenising; threshold chosen on validation for a "
+    "log-odds; text lower-cased, punctuation spaced apart, before tokenising; threshold chosen "
+    "on validation (on the weights as stored) for a "
     "false-positive rate of at most 0.25%",
     corpora=(
         "spamassassin",
