@@ -163,14 +163,14 @@ def build_cache(path: Path, lower: bool = False, no_sender: bool = False,
         arrays[f"{name}_lens"] = np.array([len(x) for x in ids], dtype=np.int32)
         arrays[f"{name}_flat"] = np.array([t for x in ids for t in x], dtype=np.uint16)
         arrays[f"{name}_labels"] = np.array([e.label for e in items], dtype=np.int8)
-        arrays[f"{name}_group"] = np.array([_group(e.source) for e in items])
+        arrays[f"{name}_group"] = np.array([_group(e) for e in items])
     np.savez_compressed(path, **arrays)
     print(json.dumps({k: v for k, v in summary.items() if k in SPLITS}))
 
 
-def _group(source: str) -> str:
-    first = source.split("/")[0]
-    return "enron" if first.startswith("enron") else first
+def _group(example: Example) -> str:
+    """The corpus, with Enron-Spam's five parts as one."""
+    return "enron" if example.corpus.startswith("enron") else example.corpus
 
 
 Data = dict[str, tuple[list[list[int]], list[int], list[str]]]

@@ -237,8 +237,7 @@ def text_from_parts(
     """The `to_text` format for a plain-text message with just this sender, subject and body."""
     headers = [("From", _clean_header(sender)), ("Subject", _clean_header(subject))]
     data = body.encode("utf-8", "surrogateescape")[: max(0, max_bytes)]
-    text = _decode(data, "utf-8")
-    text = _clean_body(_html_to_text(text) if _is_html_document(text) else text)
+    text = _clean_body(_plain_text(_decode(data, "utf-8")))
     return _render([(k, v) for k, v in headers if v], [], text, max_chars)[0]
 
 
@@ -330,15 +329,16 @@ def _visit(part: Message, walk: _Walk, depth: int) -> None:
     if subtype == "html":
         _add_body(walk, _html_to_text(_decode_part(part, walk)))
     elif maintype == "multipart" or subtype in ("plain", "enriched"):
-        text = _decode_part(part, walk)
-        _add_body(walk, _html_to_text(text) if _is_html_document(text) else text)
+        _add_body(walk, _plain_text(_decode_part(part, walk)))
     else:
         _list_attachment(part, ctype, walk)
 
 
-def _is_html_document(text: str) -> bool:
-    """Whether plain text is in fact an HTML document (`<html>`, `<!DOCTYPE html>`, … first)."""
-    return "<" in text[:HTML_SNIFF_CHARS] and bool(_HTML_DOCUMENT.match(text[:HTML_SNIFF_CHARS]))
+def _plain_text(text: str) -> str:
+    """A plain part's text as read: as it is, or through `html_text` when it is in fact an HTML
+    document (`<html>`, `<!DOCTYPE html>`, … first; the anchored match gives up at the first
+    other character, and the slice bounds a run of unclosed comments)."""
+    return _html_to_text(text) if _HTML_DOCUMENT.match(text[:HTML_SNIFF_CHARS]) else text
 
 
 def _add_body(walk: _Walk, text: str) -> None:
