@@ -51,11 +51,6 @@ class FinetuneConfig:
     # how little a message says is not itself evidence of a class. 0: off.
     crop_prob: float = 0.0
     crop_min_tokens: int = 8
-    # The training loss only (validation losses stay plain cross-entropy): label smoothing
-    # (torch's `label_smoothing`; 0: off) and the weight of a ham example's loss against a
-    # spam example's 1 (above 1: a ham scored as spam costs more than a spam let through).
-    label_smoothing: float = 0.0
-    ham_weight: float = 1.0
 
 
 @dataclass
@@ -87,17 +82,10 @@ def crop_lengths(
     return out
 
 
-def batch_loss(
-    model: GPTClassifier, batch: Batch, device: torch.device, cfg: FinetuneConfig | None = None
-) -> torch.Tensor:
-    """Cross-entropy of the logits at each sequence's last real token; with `cfg`, its
-    training loss (label smoothing, ham weight)."""
+def batch_loss(model: GPTClassifier, batch: Batch, device: torch.device) -> torch.Tensor:
+    """Cross-entropy of the logits at each sequence's last real token."""
     logits = model(batch.ids.to(device), batch.lengths.to(device))
-    if cfg is None or (cfg.label_smoothing == 0.0 and cfg.ham_weight == 1.0):
-        return F.cross_entropy(logits, batch.labels.to(device))
-    weight = torch.tensor([cfg.ham_weight, 1.0], dtype=logits.dtype, device=logits.device)
-    return F.cross_entropy(logits, batch.labels.to(device), weight=weight,
-                           label_smoothing=cfg.label_smoothing)
+    return F.cross_entropy(logits, batch.labels.to(device))
 
 
 @torch.no_grad()
@@ -189,8 +177,6 @@ def finetune(
     rng = random.Random(cfg.seed)
     if not 0.0 <= cfg.crop_prob <= 1.0 or cfg.crop_min_tokens < 1:
         raise ValueError(f"crop_prob must be in [0, 1] and crop_min_tokens >= 1: {cfg}")
-    if not 0.0 <= cfg.label_smoothing < 1.0 or cfg.ham_weight <= 0.0:
-        raise ValueError(f"label_smoothing must be in [0, 1) and ham_weight > 0: {cfg}")
     crop_rng = random.Random(cfg.seed + 1)  # its own stream: cropping leaves the shuffle alone
     set_dropout(model, cfg.dropout)
     model.to(device).train()
@@ -217,7 +203,7 @@ def finetune(
             if cfg.crop_prob:
                 lengths = crop_lengths(batch.lengths, cfg.crop_prob, cfg.crop_min_tokens, crop_rng)
                 batch = replace(batch, lengths=lengths)
-            loss = batch_loss(model, batch, device, cfg)
+            loss = batch_loss(model, batch, device)
             loss.backward()
             if cfg.grad_clip:
                 torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)

@@ -15,7 +15,6 @@ from training.data import Batch, TokenizedSet, batches, collate
 from training.finetune import (
     FinetuneConfig,
     accuracy,
-    batch_loss,
     crop_lengths,
     finetune,
     predict,
@@ -154,11 +153,10 @@ def test_finetune_crops_lengths_but_keeps_the_shuffle(monkeypatch: pytest.Monkey
     seen: list[tuple[list[int], list[int], list[int]]] = []
     real = ft.batch_loss
 
-    def spy(model: GPTClassifier, batch: Batch, device: torch.device,
-            cfg: FinetuneConfig | None = None) -> torch.Tensor:
+    def spy(model: GPTClassifier, batch: Batch, device: torch.device) -> torch.Tensor:
         full = [int((row != 50256).sum()) for row in batch.ids]
         seen.append((batch.labels.tolist(), batch.lengths.tolist(), full))
-        return real(model, batch, device, cfg)
+        return real(model, batch, device)
 
     monkeypatch.setattr(ft, "batch_loss", spy)
     train = TokenizedSet(_synthetic(), max_length=64)
@@ -186,34 +184,3 @@ def test_bad_crop_settings_are_refused() -> None:
     with pytest.raises(ValueError, match="crop_prob"):
         finetune(model, data, data, FinetuneConfig(crop_prob=1.5), torch.device("cpu"),
                  progress=False)
-
-
-def test_training_loss_smooths_labels_and_weighs_ham() -> None:
-    torch.manual_seed(0)
-    model = GPTClassifier(GPTConfig(n_layer=1, n_head=2, n_embd=16, block_size=64)).eval()
-    data = TokenizedSet(_synthetic()[:6], max_length=64)
-    batch = collate(data.ids, data.labels)
-    with torch.no_grad():
-        logp = torch.log_softmax(model(batch.ids, batch.lengths), dim=-1)
-        cpu = torch.device("cpu")
-        plain = batch_loss(model, batch, cpu)
-        smooth = batch_loss(model, batch, cpu, FinetuneConfig(label_smoothing=0.2))
-        heavy = batch_loss(model, batch, cpu, FinetuneConfig(ham_weight=3.0))
-    nll = -logp[torch.arange(len(batch.labels)), batch.labels]
-    assert math.isclose(plain.item(), nll.mean().item(), rel_tol=1e-5)
-    # smoothing 0.2 over two classes: target 0.9 on the label, 0.1 on the other
-    expected = (-(0.9 * logp.gather(1, batch.labels[:, None])[:, 0]
-                  + 0.1 * logp.gather(1, 1 - batch.labels[:, None])[:, 0])).mean()
-    assert math.isclose(smooth.item(), expected.item(), rel_tol=1e-5)
-    w = torch.where(batch.labels == HAM, 3.0, 1.0)
-    assert math.isclose(heavy.item(), ((w * nll).sum() / w.sum()).item(), rel_tol=1e-5)
-    assert {HAM, SPAM} == set(batch.labels.tolist())
-
-
-@pytest.mark.parametrize("cfg", [FinetuneConfig(label_smoothing=1.0),
-                                 FinetuneConfig(ham_weight=0.0)])
-def test_bad_loss_settings_are_refused(cfg: FinetuneConfig) -> None:
-    model = GPTClassifier(GPTConfig(n_layer=1, n_head=2, n_embd=16, block_size=64))
-    data = TokenizedSet(_synthetic()[:8], max_length=64)
-    with pytest.raises(ValueError, match="label_smoothing"):
-        finetune(model, data, data, cfg, torch.device("cpu"), progress=False)
