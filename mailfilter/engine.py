@@ -35,6 +35,13 @@ BUNDLED_MODEL = "default.safetensors"
 # 8 against 215 at 16 and 222 at 32 on 2 cores); a GPU wants large ones.
 CPU_BATCH = 8
 CUDA_BATCH = 256
+# bf16 on the CPU: oneDNN builds and caches kernels per input shape, so a batch width of every
+# length from 1 to 256 holds hundreds of them. Rounding each batch's width up to a multiple of
+# 32 keeps 8 widths: scoring 4,000 SpamAssassin messages in one process went from 781 to 934
+# messages/s and its peak memory from 856 to 376 MB (multiple 8: 877, 428 MB; 16: 905, 396 MB).
+# float32 has no such cache and loses 5% to the padding (594 against 566 at 16), so it pads to
+# the longest as before; so does a GPU (not measured).
+BF16_CPU_PAD_MULTIPLE = 32
 
 
 class EngineError(Exception):
@@ -90,10 +97,12 @@ class Engine:
         batch_size: int | None = None,
         dtype: torch.dtype | None = None,
         workers: int | None = None,
+        pad_multiple: int | None = None,
     ) -> None:
         """`batch_size`: None picks CPU_BATCH or CUDA_BATCH. `workers`: processes for a large
         scan on the CPU (None: one per core, up to 8, no more than `threads`; 1: this process
-        only)."""
+        only). `pad_multiple`: batches are padded to a multiple of this many tokens (None:
+        BF16_CPU_PAD_MULTIPLE for bf16 on the CPU, else 1)."""
         if checkpoint.meta.kind != "classifier":
             raise EngineError("checkpoint is a language model, not a spam classifier")
         if threads:
@@ -107,6 +116,8 @@ class Engine:
         self.threshold = checkpoint.meta.threshold
         self.model_id = checkpoint.sha256[:16]
         self.batch_size = batch_size or (CUDA_BATCH if self.device.type == "cuda" else CPU_BATCH)
+        bf16_cpu = self.device.type == "cpu" and self.dtype == torch.bfloat16
+        self.pad_multiple = pad_multiple or (BF16_CPU_PAD_MULTIPLE if bf16_cpu else 1)
         self._spam_index = list(checkpoint.meta.labels).index("spam")
         self.workers = 1 if self.device.type != "cpu" else workers or auto_workers(threads)
         # Forking costs little, but a small scan is done before workers would help.
@@ -141,12 +152,19 @@ class Engine:
         scores = [0.0] * len(seqs)
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
-            batch, lengths = right_pad([seqs[i] for i in chunk])
+            batch, lengths = right_pad([seqs[i] for i in chunk], min_width=self._width(chunk, seqs))
             logits = self.model(batch.to(self.device), lengths.to(self.device)).float()
             probs = torch.softmax(logits, dim=-1)[:, self._spam_index].cpu().tolist()
             for i, p in zip(chunk, probs, strict=True):
                 scores[i] = p
         return scores
+
+    def _width(self, chunk: list[int], seqs: list[list[int]]) -> int:
+        """The batch's padded width: its longest sequence rounded up to `pad_multiple`, never
+        past max_length (or the longest, if a caller passed longer sequences)."""
+        longest = max(len(seqs[i]) for i in chunk)
+        rounded = -(-longest // self.pad_multiple) * self.pad_multiple
+        return max(longest, min(rounded, self.max_length))
 
     def score_texts(self, texts: list[str]) -> list[float]:
         """p(spam) for model texts."""

@@ -16,10 +16,11 @@ Trainable = Literal["all", "head", "last_blocks"]
 
 
 def right_pad(
-    seqs: Sequence[Sequence[int]], pad_id: int = EOT_ID
+    seqs: Sequence[Sequence[int]], pad_id: int = EOT_ID, min_width: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The classifier's input: ids (B, T) right-padded to the longest, and real lengths (B,)."""
-    width = max(len(s) for s in seqs)
+    """The classifier's input: ids (B, T) right-padded to the longest (or to `min_width` if
+    that is wider), and real lengths (B,)."""
+    width = max(min_width, *(len(s) for s in seqs))
     rows = [[*s, *[pad_id] * (width - len(s))] for s in seqs]  # one tensor, not one a row
     return torch.tensor(rows, dtype=torch.long), torch.tensor([len(s) for s in seqs])
 
