@@ -7,10 +7,11 @@ A GPU machine usually holds no corpus, so the run has two halves:
 
 `prepare` tokenises the SpamAssassin corpus's stable test split (the same `to_text` and tokenizer
 the scanner uses) into a small file of token ids. `run` scores those ids `--repeat` times over
-(default 3) with `Engine.score_ids` on CPU (2 threads, then every core) and, where CUDA is
-present, on the GPU in float32 and bf16 at batch 32 and 256; best of 3 timed passes after a
-warm-up. Verdicts at the checkpoint's threshold are compared with the 2-thread float32 CPU run,
-the reference every other figure in docs/ uses.
+(default 3) with `Engine.score_ids` on CPU (2 threads, then every core; on a CPU with native
+bf16 also bf16 on 2 threads, batches padded to their longest and to the engine's multiple of
+32 tokens) and, where CUDA is present, on the GPU in float32 and bf16 at batch 32 and 256;
+best of 3 timed passes after a warm-up. Verdicts at the checkpoint's threshold are compared
+with the 2-thread float32 CPU run, the reference every other figure in docs/ uses.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mailfilter.engine import Engine, bundled_checkpoint_path
+from mailfilter.engine import BF16_CPU_PAD_MULTIPLE, Engine, bundled_checkpoint_path, pick_dtype
 from models.checkpoint import load_checkpoint
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "spamassassin"
@@ -69,7 +70,8 @@ def _bench(
             torch.cuda.synchronize()
         best = min(best, time.perf_counter() - t)
     row = {"msg_per_s": round(len(seqs) / best, 1), "dtype": str(engine.dtype).split(".")[-1],
-           "batch": engine.batch_size, "threshold": engine.threshold}
+           "batch": engine.batch_size, "pad_multiple": engine.pad_multiple,
+           "threshold": engine.threshold}
     return row, scores
 
 
@@ -88,6 +90,10 @@ def run(ids_file: Path, checkpoint: Path | None, out: Path | None, repeat: int =
         ("cpu-allthreads-fp32",
          {"device": "cpu", "threads": os.cpu_count(), "dtype": torch.float32}),
     ]
+    if pick_dtype(torch.device("cpu")) == torch.bfloat16:  # native bf16: padded as the engine
+        runs += [(f"cpu-2threads-bf16-pad{m}",  # does, and to each batch's longest (before)
+                  {"device": "cpu", "threads": 2, "dtype": torch.bfloat16, "pad_multiple": m})
+                 for m in (1, BF16_CPU_PAD_MULTIPLE)]
     if torch.cuda.is_available():
         for dtype, name in ((torch.float32, "fp32"), (torch.bfloat16, "bf16")):
             for batch in (32, 256):

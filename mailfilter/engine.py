@@ -37,10 +37,10 @@ CPU_BATCH = 8
 CUDA_BATCH = 256
 # bf16 on the CPU: oneDNN builds and caches kernels per input shape, so a batch width of every
 # length from 1 to 256 holds hundreds of them. Rounding each batch's width up to a multiple of
-# 32 keeps 8 widths: scoring 4,000 SpamAssassin messages in one process went from 781 to 934
-# messages/s and its peak memory from 856 to 376 MB (multiple 8: 877, 428 MB; 16: 905, 396 MB).
-# float32 has no such cache and loses 5% to the padding (594 against 566 at 16), so it pads to
-# the longest as before; so does a GPU (not measured).
+# 32 keeps 8 widths: scoring 4,000 SpamAssassin messages in one process peaked at 374-376 MB
+# instead of 855-916 MB (three runs each), at 852-934 messages/s instead of 693-901 (noisy;
+# docs/MODEL.md, "Speed"). float32 has no such cache and loses 5% to the padding (594 against
+# 566 at 16), so it pads to the longest as before; so does a GPU (not measured).
 BF16_CPU_PAD_MULTIPLE = 32
 
 
