@@ -90,8 +90,9 @@ def run(ids_file: Path, checkpoint: Path | None, out: Path | None, repeat: int =
         ("cpu-allthreads-fp32",
          {"device": "cpu", "threads": os.cpu_count(), "dtype": torch.float32}),
     ]
-    if pick_dtype(torch.device("cpu")) == torch.bfloat16:  # native bf16: padded as the engine
-        runs += [(f"cpu-2threads-bf16-pad{m}",  # does, and to each batch's longest (before)
+    if pick_dtype(torch.device("cpu")) == torch.bfloat16:
+        # native bf16: batches padded to their longest (as before), and as the engine pads them
+        runs += [(f"cpu-2threads-bf16-pad{m}",
                   {"device": "cpu", "threads": 2, "dtype": torch.bfloat16, "pad_multiple": m})
                  for m in (1, BF16_CPU_PAD_MULTIPLE)]
     if torch.cuda.is_available():

@@ -152,17 +152,17 @@ class Engine:
         scores = [0.0] * len(seqs)
         for start in range(0, len(order), self.batch_size):
             chunk = order[start : start + self.batch_size]
-            batch, lengths = right_pad([seqs[i] for i in chunk], min_width=self._width(chunk, seqs))
+            rows = [seqs[i] for i in chunk]
+            batch, lengths = right_pad(rows, min_width=self._width(max(len(r) for r in rows)))
             logits = self.model(batch.to(self.device), lengths.to(self.device)).float()
             probs = torch.softmax(logits, dim=-1)[:, self._spam_index].cpu().tolist()
             for i, p in zip(chunk, probs, strict=True):
                 scores[i] = p
         return scores
 
-    def _width(self, chunk: list[int], seqs: list[list[int]]) -> int:
-        """The batch's padded width: its longest sequence rounded up to `pad_multiple`, never
-        past max_length (or the longest, if a caller passed longer sequences)."""
-        longest = max(len(seqs[i]) for i in chunk)
+    def _width(self, longest: int) -> int:
+        """A batch's padded width: its longest sequence rounded up to `pad_multiple`, never
+        past max_length (nor below the longest, if a caller passed longer sequences)."""
         rounded = -(-longest // self.pad_multiple) * self.pad_multiple
         return max(longest, min(rounded, self.max_length))
 
