@@ -15,6 +15,11 @@ Sweep 6 asks it of punctuation spaced apart (`thanks , see you .`, the form Enro
 Ling-Spam come in; the default preset since 2026-11-26): five draws and the held-out runs on
 `--second-cache` the `cache --lower --split-punct` file, beside two draws of lower-cased text
 as written.
+Sweep 7 asks whether the SpamAssassin corpus, the only mail here as users have it (headers,
+mixed case, HTML) and 13% of the training split, should weigh more in fine-tuning: it is
+repeated 2 or 4 times there, five draws each, on the `cache --lower --split-punct` file.
+Sweep 8 asks it of new mail: the corpus's 2003 folders (easy_ham_2, spam_2) held out, the 2002
+ones repeated.
 
 Meant for a GPU (12 variants at once in as many processes: ~5 minutes on one H100; on 2 CPU
 cores each variant takes 45-100 minutes). The splits are tokenised once, here, into a cache
@@ -49,6 +54,7 @@ import torch
 from models.hf_import import classifier_from_gpt2
 from training.base_model import RandomSize, random_config
 from training.corpora.example import Example
+from training.corpora.split import oversample
 from training.data import TokenizedSet
 from training.finetune import finetune, predict, predict_log_odds
 from training.metrics import choose_threshold, compute_metrics, roc_auc
@@ -141,6 +147,21 @@ SWEEPS: dict[str, list[dict[str, Any]]] = {
                            ("enron", (("a", 123), ("b", 5))), ("lingspam", (("a", 123),)))
           for k, s in draws),
     ],
+    # On the `cache --lower --split-punct` file (the preset's text): the SpamAssassin corpus,
+    # the only raw mail, repeated 2 or 4 times in the fine-tuning set (pretraining unchanged).
+    "7": [
+        {"name": f"{v}_{k}", "pt_steps": 1000, "pt_seeds": [s], "sa_repeat": r}
+        for k, s in (("a", 123), ("b", 5), ("c", 11), ("d", 21), ("e", 22))
+        for v, r in (("base", 1), ("sa2", 2), ("sa4", 4))
+    ],
+    # The same question on new mail: the SpamAssassin corpus's 2003 folders held out of
+    # everything (vocabulary, pretraining, fine-tuning, threshold), its 2002 ones repeated.
+    "8": [
+        {"name": f"{v}-no-sa2003_{k}", "pt_steps": 1000, "pt_seeds": [s], "sa_repeat": r,
+         "holdout": "spamassassin-2003", "sa_years": True}
+        for k, s in (("a", 123), ("b", 5), ("c", 11), ("d", 21))
+        for v, r in (("base", 1), ("sa2", 2), ("sa4", 4))
+    ],
 }
 
 
@@ -164,6 +185,8 @@ def build_cache(path: Path, lower: bool = False, no_sender: bool = False,
         arrays[f"{name}_flat"] = np.array([t for x in ids for t in x], dtype=np.uint16)
         arrays[f"{name}_labels"] = np.array([e.label for e in items], dtype=np.int8)
         arrays[f"{name}_group"] = np.array([_group(e) for e in items])
+        arrays[f"{name}_sub"] = np.array([e.source.split("/")[1] if _group(e) == "spamassassin"
+                                          else _group(e) for e in items])
     np.savez_compressed(path, **arrays)
     print(json.dumps({k: v for k, v in summary.items() if k in SPLITS}))
 
@@ -176,8 +199,10 @@ def _group(example: Example) -> str:
 Data = dict[str, tuple[list[list[int]], list[int], list[str]]]
 
 
-def load_cache(path: Path, tiny: bool) -> Data:
-    """The cached splits: token ids, labels and corpus group per message."""
+def load_cache(path: Path, tiny: bool, sa_years: bool = False) -> Data:
+    """The cached splits: token ids, labels and corpus group per message. `sa_years`: the
+    SpamAssassin corpus's 2003 folders (easy_ham_2, spam_2) form their own group,
+    `spamassassin-2003`, apart from its 2002 ones."""
     d = np.load(path)
     out: Data = {}
     for name in SPLITS:
@@ -185,6 +210,9 @@ def load_cache(path: Path, tiny: bool) -> Data:
         offs = np.concatenate([[0], np.cumsum(lens)])
         ids = [flat[offs[i] : offs[i + 1]].tolist() for i in range(len(lens))]
         labels, groups = d[f"{name}_labels"].tolist(), d[f"{name}_group"].tolist()
+        if sa_years:
+            groups = [f"{g}-2003" if sub.endswith("_2") else g
+                      for g, sub in zip(groups, d[f"{name}_sub"].tolist(), strict=True)]
         if tiny:
             ids, labels, groups = ids[::40], labels[::40], groups[::40]
         out[name] = (ids, labels, groups)
@@ -198,6 +226,16 @@ def split_holdout(data: Data, group: str) -> tuple[Data, Data]:
                                          if (r[2] == group) == keep], strict=True)))
                 for n in SPLITS}
     return pick(False), pick(True)
+
+
+def repeat_group(data: Data, group: str, times: int) -> Data:
+    """The splits with `group`'s training messages there `times` times (the others once), as
+    the preset's `oversample` has them."""
+    ids, labels, groups = data["train"]
+    picks = oversample([Example("", y, g) for y, g in zip(labels, groups, strict=True)],
+                       {group: times})
+    return {**data, "train": ([ids[i] for i in picks], [labels[i] for i in picks],
+                              [groups[i] for i in picks])}
 
 
 def run_variant(cfg: dict[str, Any], data: Data, dev: torch.device, tiny: bool,
@@ -229,6 +267,8 @@ def run_variant(cfg: dict[str, Any], data: Data, dev: torch.device, tiny: bool,
         trunks.append(classifier_from_gpt2(lm))
         lm_losses.append(round(hist.val_loss[-1], 3))
     views = [_sets(data)] + ([_sets(lower)] if lower is not None else [])
+    if cfg.get("sa_repeat", 1) > 1:  # fine-tuning only; the trunk saw each message once
+        views[0]["train"] = _sets(repeat_group(data, "spamassassin", cfg["sa_repeat"]))["train"]
     fcfg = replace(DEFAULT.finetune, epochs=cfg.get("ft_epochs", DEFAULT.finetune.epochs),
                    ema_decay=cfg.get("ema"), max_steps=5 if tiny else None)
     members, member_auc = [], []
@@ -246,7 +286,8 @@ def run_variant(cfg: dict[str, Any], data: Data, dev: torch.device, tiny: bool,
                                  DEFAULT.max_fpr or 0.0025)
     res: dict[str, Any] = {"name": cfg["name"], "cfg": cfg, "lm_val_loss": lm_losses,
                            "member_auc": member_auc, "threshold": threshold,
-                           "device": str(dev), "seconds": round(time.time() - started, 1)}
+                           "device": str(dev), "seconds": round(time.time() - started, 1),
+                           "scores": {n: [round(p, 7) for p in scores[n]] for n in scores}}
     for n in ("val", "test"):
         labels, groups = labels_of[n].labels, data[n][2]
         m = compute_metrics(labels, scores[n], threshold)
@@ -297,11 +338,16 @@ def _worker(job: tuple[dict[str, Any], str, str, bool]) -> None:
         if cfg.get("hybrid"):  # cased trunk and first member; the second reads lower case
             res = run_variant(cfg, load_cache(Path(cache), tiny), dev, tiny, lower)
         else:
-            res = run_variant(cfg, lower or load_cache(Path(cache), tiny), dev, tiny)
+            data = lower or load_cache(Path(cache), tiny, cfg.get("sa_years", False))
+            res = run_variant(cfg, data, dev, tiny)
     except Exception as e:  # one broken variant must not hide the others' results
         res = {"name": cfg["name"], "error": repr(e)}
+    scores = res.pop("scores", None)
     with open(out, "a") as f:
         f.write(json.dumps(res) + "\n")
+    if scores is not None:  # per message, in split order: for rankings at other counts
+        with open(Path(out).with_suffix(".scores.jsonl"), "a") as f:
+            f.write(json.dumps({"name": res["name"], **scores}) + "\n")
     print(res["name"], res.get("seconds"), res.get("test", res.get("error")), flush=True)
 
 
@@ -324,7 +370,8 @@ def table(paths: list[Path]) -> str:
         if "error" not in r and "holdout" not in r:
             by.setdefault(re.sub(r"_[a-z]$", "", r["name"]), []).append(r)
     out = ["| variant | draws | val AUC mean (range) | val FN | test AUC mean (range) "
-           "| test FP / FN | SpamAssassin test FN (each draw) |", "|---|---:|---|---:|---|---|---|"]
+           "| test FP / FN | SpamAssassin test FP / FN (each draw) |",
+           "|---|---:|---|---:|---|---|---|"]
     for name, rs in by.items():
         va, ta = [r["val"]["auc"] for r in rs], [r["test"]["auc"] for r in rs]
         out.append(
@@ -333,8 +380,12 @@ def table(paths: list[Path]) -> str:
             f"| {statistics.mean(ta):.5f} ({min(ta):.5f}–{max(ta):.5f}) "
             f"| {statistics.mean(r['test']['fp'] for r in rs):.1f} / "
             f"{statistics.mean(r['test']['fn'] for r in rs):.1f} "
-            f"| {', '.join(str(r['test']['spamassassin']['fn']) for r in rs)} |")
+            f"| {', '.join(_fp_fn(r['test']['spamassassin']) for r in rs)} |")
     return "\n".join(out)
+
+
+def _fp_fn(m: dict[str, Any]) -> str:
+    return f"{m['fp']}/{m['fn']}"
 
 
 def holdout_table(paths: list[Path]) -> str:
