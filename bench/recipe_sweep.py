@@ -176,7 +176,7 @@ def build_cache(path: Path, lower: bool = False, no_sender: bool = False,
     splits, summary = make_splits(load_examples([DATA / c for c in DEFAULT.corpora]), DEFAULT)
     form = TextForm("lower" if lower else "keep", "drop" if no_sender else "keep",
                     "split" if split_punct else "keep")
-    arrays: dict[str, np.ndarray] = {}
+    arrays: dict[str, Any] = {}
     for name in SPLITS:
         items = splits[name]
         texts = form.apply([e.text for e in items])

@@ -147,10 +147,11 @@ def run_training(
     longest = max(1, max((len(ids) for ids in encoded["train"]), default=0))
     length = min(max_length or preset.max_length or longest, block)
     sets = {name: TokenizedSet(items, length, encoded[name]) for name, items in splits.items()}
+    fit = dict(sets)  # what fine-tuning reads; metrics below count each message once
     if preset.oversample:
         picks = oversample(splits["train"], dict(preset.oversample))
-        sets["train"] = TokenizedSet([splits["train"][i] for i in picks], length,
-                                     [encoded["train"][i] for i in picks])
+        fit["train"] = TokenizedSet([splits["train"][i] for i in picks], length,
+                                    [encoded["train"][i] for i in picks])
     cfg: FinetuneConfig = preset.finetune
     if epochs is not None:
         cfg = replace(cfg, epochs=epochs)
@@ -158,7 +159,7 @@ def run_training(
         cfg = replace(cfg, max_steps=max_steps)
     seeds = preset.member_seeds or (cfg.seed,)
     cfg = replace(cfg, seed=seeds[0])
-    members, histories = _fine_tune_members(model, sets, cfg, seeds, dev, progress)
+    members, histories = _fine_tune_members(model, fit, cfg, seeds, dev, progress)
     history = histories[0]
     final: GPTClassifier | GPTEnsemble = members[0] if len(members) == 1 else GPTEnsemble(members)
     store_dtype = getattr(torch, preset.store_dtype)

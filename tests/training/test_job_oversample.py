@@ -33,4 +33,6 @@ def test_oversampling_lengthens_the_epoch_and_is_recorded(tmp_path: Path) -> Non
     # the splits, and so validation and test, are the same messages either way
     assert thrice["training"]["splits"] == once["training"]["splits"]
     assert thrice["metrics"]["val"]["n"] == once["metrics"]["val"]["n"]
+    # training metrics count each message once, not as often as fine-tuning read it
+    assert thrice["metrics"]["train"]["n"] == once["metrics"]["train"]["n"]
     assert runs[3][1]["oversample"] == {"sms": 3} and "oversample" not in runs[1][1]
