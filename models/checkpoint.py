@@ -212,9 +212,12 @@ def build_model(meta: CheckpointMeta) -> torch.nn.Module:
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Checkpoint:
-    """Rebuild the model from metadata and load its tensors strictly, as float32."""
+    """Rebuild the model from metadata and load its tensors strictly, as float32. The global
+    random state is left as it was: the initial weights are overwritten, and loading must not
+    change what a later random draw (a new head's initialisation) gives."""
     meta = read_meta(path)
-    model = build_model(meta)
+    with torch.random.fork_rng(devices=[]):
+        model = build_model(meta)
     expected = _tensors_to_save(model, None)
     try:
         with safe_open(str(path), framework="pt") as f:
