@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench.recipe_sweep import SWEEPS, holdout_table, split_holdout, table
+from bench.recipe_sweep import SWEEPS, holdout_table, repeat_group, split_holdout, table
 
 
 def _data() -> dict[str, tuple[list[list[int]], list[int], list[str]]]:
@@ -21,6 +21,16 @@ def test_a_held_out_corpus_leaves_every_split_whole_and_keeps_the_order() -> Non
         assert [ids[1] for ids in held[n][0]] == [1, 4]
         assert [ids[1] for ids in rest[n][0]] == [0, 2, 3]
         assert rest[n][1] == [0, 0, 1] and held[n][1] == [1, 0]
+
+
+def test_repeating_a_corpus_touches_the_training_split_alone() -> None:
+    data = _data()
+    more = repeat_group(data, "spamassassin", 3)
+    assert more["train"][2] == ["enron"] + ["spamassassin"] * 3 + ["lingspam", "enron"] + (
+        ["spamassassin"] * 3)
+    assert [ids[1] for ids in more["train"][0]] == [0, 1, 1, 1, 2, 3, 4, 4, 4]
+    assert more["train"][1] == [0, 1, 1, 1, 0, 1, 0, 0, 0]
+    assert more["val"] == data["val"] and more["test"] == data["test"]
 
 
 def _run(name: str, fn: int, holdout: bool) -> dict[str, object]:
@@ -41,7 +51,7 @@ def test_tables_count_a_repeated_run_once_and_keep_held_out_runs_apart(tmp_path:
     )) + "\n")  # fmt: skip
     again.write_text(json.dumps(_run("base_a", 99, False)) + "\n")  # a rerun of the same seed
     main = table([first, again])
-    assert "| base | 2 |" in main and "| 1.0 / 15.0 | 10, 20 |" in main  # not the rerun's 99
+    assert "| base | 2 |" in main and "| 1.0 / 15.0 | 0/10, 0/20 |" in main  # not the rerun's 99
     assert "no-enron" not in main
     held = holdout_table([first, again])
     assert len(held.splitlines()) == 3  # header, rule, the one held-out run
