@@ -16,10 +16,11 @@ Ling-Spam come in; the default preset since 2026-11-26): five draws and the held
 `--second-cache` the `cache --lower --split-punct` file, beside two draws of lower-cased text
 as written.
 Sweep 7 asks whether the SpamAssassin corpus, the only mail here as users have it (headers,
-mixed case, HTML) and 13% of the training split, should weigh more in fine-tuning: it is
+mixed case, HTML) and 17.5% of the training split, should weigh more in fine-tuning: it is
 repeated 2 or 4 times there, five draws each, on the `cache --lower --split-punct` file.
 Sweep 8 asks it of new mail: the corpus's 2003 folders (easy_ham_2, spam_2) held out, the 2002
-ones repeated.
+ones repeated. Beside OUT.jsonl, OUT.scores.jsonl keeps each run's per-message validation and
+test scores (split order), for rankings at other false-positive counts.
 
 Meant for a GPU (12 variants at once in as many processes: ~5 minutes on one H100; on 2 CPU
 cores each variant takes 45-100 minutes). The splits are tokenised once, here, into a cache
