@@ -269,7 +269,7 @@ def run_variant(cfg: dict[str, Any], data: Data, dev: torch.device, tiny: bool,
         lm_losses.append(round(hist.val_loss[-1], 3))
     views = [_sets(data)] + ([_sets(lower)] if lower is not None else [])
     if cfg.get("sa_repeat", 1) > 1:  # fine-tuning only; the trunk saw each message once
-        views[0]["train"] = _sets(repeat_group(data, "spamassassin", cfg["sa_repeat"]))["train"]
+        views[0] |= _sets(repeat_group(data, "spamassassin", cfg["sa_repeat"]), ("train",))
     fcfg = replace(DEFAULT.finetune, epochs=cfg.get("ft_epochs", DEFAULT.finetune.epochs),
                    ema_decay=cfg.get("ema"), max_steps=5 if tiny else None)
     members, member_auc = [], []
@@ -303,10 +303,10 @@ def run_variant(cfg: dict[str, Any], data: Data, dev: torch.device, tiny: bool,
     return res
 
 
-def _sets(data: Data) -> dict[str, TokenizedSet]:
+def _sets(data: Data, names: tuple[str, ...] = SPLITS) -> dict[str, TokenizedSet]:
     return {n: TokenizedSet([Example("", y, g) for y, g in zip(data[n][1], data[n][2],
                                                                 strict=True)],
-                            DEFAULT.max_length or 256, data[n][0]) for n in SPLITS}
+                            DEFAULT.max_length or 256, data[n][0]) for n in names}
 
 
 def _ensemble_scores(members: list[Any], views: list[TokenizedSet],
