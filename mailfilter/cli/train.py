@@ -82,7 +82,7 @@ def train(
         str | None,
         typer.Option(help="Fine-tuning seeds, comma-separated: one trains a single model, two or "
                      "more an ensemble of one member per seed (default: the preset's; "
-                     "default preset: 123,7)."),
+                     "default preset: 11,13)."),
     ] = None,
 ) -> None:
     """Fine-tune a GPT-2 classifier; writes model.safetensors, metrics.json, training-curves.png."""
