@@ -172,7 +172,10 @@ def write_report(path: Path, split: Split, results: list[FilterResult], table: s
         f"- Trained on {split.counts(split.train)}; tested on {split.counts(split.test)}"
         + (f" (stratified subset, --limit {limit})." if limit else "."),
         "- Accuracy and error rates are each filter's own verdict at its default cutoff; "
-        "ROC AUC uses its continuous score; messages/s is test messages over the wall time "
+        "ROC AUC uses its continuous score, and so does 'spam missed at 0 false positives' "
+        "(the spam scored at or below the highest-scoring test ham: what the filter's ranking "
+        "would miss at a cutoff chosen, with hindsight, to flag no test ham); "
+        "messages/s is test messages over the wall time "
         "of the scoring phase (other jobs may share the machine: compare rows, not runs).",
         "",
         *page_tail(table, results, path.stem, [SPLIT_NOTE, *notes]),

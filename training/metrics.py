@@ -51,6 +51,15 @@ def roc_auc(labels: Sequence[int], scores: Sequence[float]) -> float:
     return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
 
 
+def missed_at_no_false_positive(labels: Sequence[int], scores: Sequence[float]) -> int:
+    """Spam a filter's ranking must miss to flag no ham: those scoring at or below the
+    highest-scoring ham (a tie cannot be split by any threshold). All spam without ham."""
+    top_ham = max((s for y, s in zip(labels, scores, strict=True) if not y), default=None)
+    if top_ham is None:
+        return 0
+    return sum(1 for y, s in zip(labels, scores, strict=True) if y and s <= top_ham)
+
+
 def _ratio(a: int, b: int) -> float:
     return a / b if b else 0.0
 

@@ -103,7 +103,8 @@ def test_table_counts_verdicts_not_scores() -> None:
               PeerScore(0.8, False)]
     result = FilterResult("x", "1", "", scores, score_seconds=2.0, train_seconds=None)
     row = markdown_table([result], [HAM, HAM, SPAM, SPAM]).splitlines()[2]
-    assert "| 75.00% | 0.00% (0/2) | 50.00% (1/2) | 0.7500 | 2.0 | — |" in row
+    # Ranking at no false positive: the top ham scores 0.85, so only the 0.9 spam is caught.
+    assert "| 75.00% | 0.00% (0/2) | 50.00% (1/2) | 0.7500 | 50.00% (1/2) | 2.0 | — |" in row
 
 
 def test_spamprobe_score_lines_are_parsed_in_order() -> None:

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from training.metrics import choose_threshold, compute_metrics, roc_auc
+from training.metrics import choose_threshold, compute_metrics, missed_at_no_false_positive, roc_auc
 
 
 def test_roc_auc_perfect_random_and_ties() -> None:
@@ -34,3 +34,11 @@ def test_threshold_keeps_validation_false_positives_within_budget() -> None:
     t2 = choose_threshold(labels, scores, max_fpr=0.05)
     assert compute_metrics(labels, scores, t2).fp == 5
     assert choose_threshold([0, 1], [0.1, 0.9], max_fpr=0.0) == 0.5  # never below the floor
+
+
+def test_missed_at_no_false_positive_counts_spam_at_or_below_the_top_ham() -> None:
+    labels = [0, 0, 1, 1, 1, 1]
+    scores = [0.2, 0.7, 0.1, 0.7, 0.71, 0.99]
+    assert missed_at_no_false_positive(labels, scores) == 2  # 0.1, and 0.7 tied with a ham
+    assert missed_at_no_false_positive([1, 1], [0.1, 0.9]) == 0  # no ham: nothing to avoid
+    assert missed_at_no_false_positive([0, 1], [0.3, 0.3]) == 1
