@@ -99,14 +99,17 @@ def plot_roc(results: Sequence[FilterResult], labels: Sequence[int], path: Path,
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    n_ham = len(labels) - sum(labels)
+    n_spam = sum(labels)
+    n_ham = len(labels) - n_spam
     floor = 0.5 / max(n_ham, 1)  # where a false-positive rate of 0 is drawn on the log axis
     fig, ax = plt.subplots(figsize=(7, 5))
     lowest = 1.0  # the least spam any filter catches at no false positive, or at its own cutoff
     for r in results:
-        fprs, tprs = roc_points(labels, [s.score for s in r.scores])
+        scores = [s.score for s in r.scores]
+        fprs, tprs = roc_points(labels, scores)
         m = r.verdict_metrics(labels)
-        lowest = min(lowest, m.recall, max(t for f, t in zip(fprs, tprs, strict=True) if f == 0))
+        caught = 1 - missed_at_no_false_positive(labels, scores) / n_spam if n_spam else 0.0
+        lowest = min(lowest, m.recall, caught)
         (line,) = ax.step([max(f, floor) for f in fprs], tprs, where="post",
                           label=f"{r.name} (AUC {m.roc_auc:.4f})")
         ax.plot([max(m.false_positive_rate, floor)], [m.recall], "o", color=line.get_color())
