@@ -11,6 +11,10 @@ the same test messages.
     python bench/cross_corpus.py --holdout enron [--checkpoint PATH] [--work DIR]
                                  [--peers bogofilter,spamprobe,spamassassin] [--out docs/]
 
+`--holdout spamassassin-2003` asks it of newer mail instead (bench/peerlib/years.py): every
+filter learns from the SpamAssassin corpus's 2002 folders and the other corpora, and scores every
+message of its 2003 folders whose text none of the training corpora holds.
+
 Writes docs/unseen-<holdout>.md and docs/unseen-<holdout>-roc.png.
 """
 
@@ -31,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.peerlib.corpus import CORPORA, Split, load_split
 from bench.peerlib.ours import score_with_mailfilter
 from bench.peerlib.report import FilterResult, markdown_table, page_tail, plot_roc
+from bench.peerlib.years import NEWER, NEWER_DIRS, holds_newer_mail, year_root
 from bench.peers import describe_machine, parse_common, run_peers
 
 log = logging.getLogger("cross_corpus")
@@ -39,8 +44,9 @@ log = logging.getLogger("cross_corpus")
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--holdout", choices=sorted(CORPORA), required=True,
-                    help="the corpus no filter is trained on")
+    ap.add_argument("--holdout", choices=[*sorted(CORPORA), NEWER], required=True,
+                    help=f"the corpus no filter is trained on ({NEWER}: the SpamAssassin "
+                         "corpus's 2003 folders, the 2002 ones trained on)")
     ap.add_argument("--checkpoint", type=Path,
                     help="a mailfilter model trained without the held-out corpus "
                          "(default: train one into --work)")
@@ -50,17 +56,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def training_paths(data: Path, holdout: str) -> list[Path]:
-    """The corpus paths every filter learns from: all of CORPORA but the held-out one."""
+    """The corpus paths every filter learns from: all of CORPORA but the held-out one (for
+    NEWER, all of them: under a `year_root`, `spamassassin` is the 2002 folders alone)."""
     return [data / rel for name, rels in sorted(CORPORA.items()) if name != holdout
             for rel in rels]
 
 
 def unseen_split(data: Path, holdout: str) -> Split:
-    """Training messages: the other corpora's training splits; test: the held-out test split."""
-    held = load_split(holdout, data)
-    train = [r for name in sorted(CORPORA) if name != holdout
-             for r in load_split(name, data).train]
-    return Split(corpus=holdout, paths=held.paths, train=train, test=held.test,
+    """Training messages: the other corpora's training splits; test: the held-out test split.
+    For NEWER (under a `year_root`), test is every message of the 2003 folders whose text is
+    not in any split of the training corpora: none of it was trained on, so all of it counts."""
+    if holdout != NEWER:
+        held = load_split(holdout, data)
+        test = held.test
+        others = [load_split(name, data) for name in sorted(CORPORA) if name != holdout]
+    else:
+        held = load_split(holdout, data, rels=(NEWER,))
+        others = [load_split(name, data) for name in sorted(CORPORA)]
+        known = {r.example.text for o in others for r in o.train + o.val + o.test}
+        test = [r for r in held.train + held.val + held.test if r.example.text not in known]
+        log.info("%s: %d of its messages scored (%d also in the training corpora)", holdout,
+                 len(test), len(held.train) + len(held.val) + len(held.test) - len(test))
+    train = [r for o in others for r in o.train]
+    return Split(corpus=holdout, paths=held.paths, train=train, test=test,
                  dedupe=held.dedupe, to_text=held.to_text)
 
 
@@ -81,7 +99,10 @@ def check_unseen(training: dict[str, Any], holdout: str) -> None:
     if not data:
         raise SystemExit("the checkpoint does not record its training data; cannot tell "
                          "whether it saw the held-out corpus")
-    seen = [d for d in data for rel in CORPORA[holdout] if d.endswith(rel)]
+    if holdout == NEWER:
+        seen = [d for d in data if holds_newer_mail(Path(d))]
+    else:
+        seen = [d for d in data for rel in CORPORA[holdout] if d.endswith(rel)]
     if seen:
         raise SystemExit(f"the checkpoint was trained on the held-out corpus: {', '.join(seen)}")
 
@@ -91,15 +112,23 @@ def write_page(path: Path, split: Split, sources: list[Path], table: str,
                command: str) -> None:
     """The markdown page: what was trained on, what was scored, the table, settings, notes."""
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    if split.corpus == NEWER:
+        trained = ("the training splits of enron, lingspam and the SpamAssassin corpus's 2002 "
+                   "folders")
+        scored = (f"every message of the SpamAssassin corpus's 2003 folders "
+                  f"({', '.join(NEWER_DIRS)}) whose text no training corpus holds, none of "
+                  "which any filter saw in training")
+    else:
+        trained = f"the training splits of {', '.join(sorted(set(CORPORA) - {split.corpus}))}"
+        scored = (f"the test split of {', '.join(p.name for p in split.paths)}, which no "
+                  "filter saw in training")
     lines = [
         f"# Unseen mail: every filter trained without {split.corpus}",
         "",
         f"Generated by `{command}` on {when} ({seconds / 60:.1f} min); {describe_machine()}.",
         "",
-        f"- Trained on {split.counts(split.train)}: the training splits of "
-        f"{', '.join(sorted(set(CORPORA) - {split.corpus}))} ({len(sources)} paths).",
-        f"- Tested on {split.counts(split.test)}: the test split of "
-        f"{', '.join(p.name for p in split.paths)}, which no filter saw in training.",
+        f"- Trained on {split.counts(split.train)}: {trained} ({len(sources)} paths).",
+        f"- Tested on {split.counts(split.test)}: {scored}.",
         "- Error rates are each filter's own verdict at its default cutoff (mailfilter: the "
         "threshold its training chose on the other corpora's validation split); ROC AUC and "
         "'spam missed at 0 false positives' (at a cutoff chosen with hindsight to flag no "
@@ -116,15 +145,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="cross_corpus: %(levelname)s: %(message)s")
     started = time.perf_counter()
-    sources = training_paths(args.data, args.holdout)
-    missing = [p for p in sources + [args.data / r for r in CORPORA[args.holdout]]
-               if not p.exists()]
+    data = args.data
+    held = [data / r for r in CORPORA.get(args.holdout, ("spamassassin",))]
+    missing = [p for p in training_paths(data, args.holdout) + held if not p.exists()]
     if missing:
         print(f"skip: corpora not found: {', '.join(map(str, missing))} (needs ../shared/data)",
               file=sys.stderr)
         return 2
+    if args.holdout == NEWER:
+        try:
+            data = year_root(args.data, args.work / "data")
+        except FileNotFoundError as e:
+            print(f"skip: {e} (needs the whole SpamAssassin corpus)", file=sys.stderr)
+            return 2
+    sources = training_paths(data, args.holdout)
     checkpoint = args.checkpoint or train_mailfilter(sources, args.work)
-    split = unseen_split(args.data, args.holdout)
+    split = unseen_split(data, args.holdout)
     labels = [r.example.label for r in split.test]
     ours = score_with_mailfilter(checkpoint, [r.raw for r in split.test], split.to_text,
                                  args.threads)
@@ -143,8 +179,9 @@ def main(argv: list[str] | None = None) -> int:
                           *(sys.argv[1:] if argv is None else argv)])
     write_page(page, split, sources, table, results, notes, time.perf_counter() - started,
                command)
+    scored = "2003 mail" if split.corpus == NEWER else f"{split.corpus}'s test split"
     plot_roc(results, labels, args.out / f"unseen-{split.corpus}-roc.png",
-             f"ROC on {split.corpus}'s test split, trained without it ({len(labels)} messages)")
+             f"ROC on {scored}, trained without it ({len(labels)} messages)")
     print(f"wrote {page}")
     return 0
 

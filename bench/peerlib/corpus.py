@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,7 @@ class Split:
     test: list[RawExample]
     dedupe: DedupeReport
     to_text: Callable[[bytes], str]  # raw file → model text, as the corpus reader does it
+    val: list[RawExample] = field(default_factory=list)
 
     def counts(self, part: Sequence[RawExample]) -> str:
         """`N ham + M spam` for a list of messages."""
@@ -78,9 +79,10 @@ def stratified_subset(items: Sequence[RawExample], limit: int) -> list[RawExampl
 
 
 def load_split(corpus: str, data_root: Path, limit: int | None = None,
-               workers: int | None = None) -> Split:
-    """Read a corpus by name (a key of CORPORA) and split it as mailfilter's training does."""
-    paths = tuple(data_root / p for p in CORPORA[corpus])
+               workers: int | None = None, rels: tuple[str, ...] | None = None) -> Split:
+    """Read a corpus by name (a key of CORPORA, or any name with its paths under the root in
+    `rels`) and split it as mailfilter's training does."""
+    paths = tuple(data_root / p for p in (rels if rels is not None else CORPORA[corpus]))
     corpora = [read_raw_corpus(p, workers=workers) for p in paths]
     raws = [r for c in corpora for r in c.examples]
     kept, report = dedupe(r.example for r in raws)
@@ -88,11 +90,13 @@ def load_split(corpus: str, data_root: Path, limit: int | None = None,
     splits = split_examples(kept)
     train = [by_source[ex.source] for ex in splits["train"]]
     test = [by_source[ex.source] for ex in splits["test"]]
+    val = [by_source[ex.source] for ex in splits["val"]]
     if limit is not None:
         train, test = stratified_subset(train, limit), stratified_subset(test, limit)
+        val = stratified_subset(val, limit)
     log.info("%s: train %d, test %d messages", corpus, len(train), len(test))
     return Split(corpus=corpus, paths=paths, train=train, test=test, dedupe=report,
-                 to_text=corpora[0].to_text)
+                 to_text=corpora[0].to_text, val=val)
 
 
 def write_messages(items: Sequence[RawExample], directory: Path) -> list[Path]:
