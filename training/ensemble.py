@@ -1,5 +1,7 @@
 """Combine trained classifiers into one ensemble checkpoint, its threshold set on validation.
 
+A checkpoint that is itself an ensemble (the bundled model is one) gives all its members, so
+every member counts once in the mean, whichever file it came from.
 The members must share shape, labels, context and tokenizer (one trunk size, one split); the
 threshold is chosen for the ensemble itself on the stable split's validation messages, the
 same rule a single model's training uses (`choose_threshold`, at most `max_fpr` of ham).
@@ -33,15 +35,20 @@ class EnsembleError(ValueError):
 
 
 def _members(paths: list[Path], checkpoints: list[Checkpoint]) -> list[GPTClassifier]:
-    """The checkpoints' classifiers, once each is checked to fit the first."""
+    """The checkpoints' classifiers (an ensemble's members each), once each checkpoint is checked
+    to fit the first."""
     if len(checkpoints) < 2:
         raise EnsembleError("an ensemble needs at least two checkpoints")
     first = checkpoints[0].meta
     members = []
     for path, ck in zip(paths, checkpoints, strict=True):
         meta = ck.meta
-        if not isinstance(ck.model, GPTClassifier) or meta.members != 1:
-            raise EnsembleError(f"{path}: not a single classifier (a language model or ensemble)")
+        if isinstance(ck.model, GPTEnsemble):
+            parts = ck.model.classifiers()
+        elif isinstance(ck.model, GPTClassifier) and meta.members == 1:
+            parts = [ck.model]
+        else:
+            raise EnsembleError(f"{path}: not a classifier (a language model?)")
         if meta.labels != ("ham", "spam"):
             raise EnsembleError(f"{path}: labels {meta.labels}, expected ('ham', 'spam')")
         same = (meta.config, meta.max_length, meta.pooling, meta.text_form) == (
@@ -51,7 +58,7 @@ def _members(paths: list[Path], checkpoints: list[Checkpoint]) -> list[GPTClassi
             raise EnsembleError(
                 f"{path}: shape, context, pooling or text form differs from {paths[0]}"
             )
-        members.append(ck.model)
+        members.extend(parts)
     return members
 
 
@@ -87,7 +94,7 @@ def combine(
         threshold=threshold,
         training=training,
         metrics={"val": compute_metrics(data.labels, scores, threshold).to_dict()},
-        members=len(checkpoints),
+        members=len(members),
     )
     save_checkpoint(model, meta, out, dtype=store_dtype)
     return meta

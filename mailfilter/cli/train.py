@@ -131,7 +131,8 @@ def evaluate(
 @app.command()
 def combine(
     checkpoints: Annotated[
-        list[Path], typer.Argument(help="Two or more classifier checkpoints of one size.")
+        list[Path], typer.Argument(help="Two or more classifier checkpoints of one size; an "
+                                   "ensemble (the bundled model is one) gives each member.")
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="The ensemble checkpoint to write.")],
     data: Annotated[

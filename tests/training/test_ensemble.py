@@ -109,3 +109,18 @@ def test_combine_sets_the_threshold_on_the_weights_as_stored(tmp_path: Path) -> 
     scores = predict(load_checkpoint(out).model, data, torch.device("cpu"))
     assert meta.threshold > 0.5  # set by a ham's score, not the floor
     assert meta.threshold == choose_threshold(data.labels, scores, 0.1)
+
+
+def test_an_ensemble_given_to_combine_gives_each_of_its_members(tmp_path: Path) -> None:
+    a, b, c = trained(tmp_path, 1), trained(tmp_path, 2), trained(tmp_path, 3)
+    val = examples()
+    combine([a, b], tmp_path / "ab.safetensors", val, max_fpr=0.0)
+    combine([tmp_path / "ab.safetensors", c], tmp_path / "abc.safetensors", val, max_fpr=0.0)
+    abc = load_checkpoint(tmp_path / "abc.safetensors")
+    assert isinstance(abc.model, GPTEnsemble) and abc.meta.members == 3
+    data = TokenizedSet(val, 64)
+    odds = [torch.logit(torch.tensor(predict(load_checkpoint(p).model, data, torch.device("cpu")),
+                                     dtype=torch.float64)) for p in (a, b, c)]
+    want = torch.sigmoid(torch.stack(odds).mean(0))  # each member once, not (mean(a, b) + c) / 2
+    got = torch.tensor(predict(abc.model, data, torch.device("cpu")), dtype=torch.float64)
+    assert got.tolist() == pytest.approx(want.tolist(), abs=2e-3)  # float16 on disk
