@@ -88,6 +88,9 @@ def combine(
         "max_fpr": max_fpr,
         "trainable": first.training.get("trainable", "all"),
     }
+    seen = [ck.meta.training.get("data") for ck in checkpoints]
+    if all(seen):  # what any member learned from; unrecorded for one, unknown for the ensemble
+        training["data"] = list(dict.fromkeys(str(d) for data in seen for d in data or []))
     # Shape, labels, pooling and text form are the members' own (`_members` checked they agree).
     meta = replace(
         first,

@@ -124,3 +124,19 @@ def test_an_ensemble_given_to_combine_gives_each_of_its_members(tmp_path: Path) 
     want = torch.sigmoid(torch.stack(odds).mean(0))  # each member once, not (mean(a, b) + c) / 2
     got = torch.tensor(predict(abc.model, data, torch.device("cpu")), dtype=torch.float64)
     assert got.tolist() == pytest.approx(want.tolist(), abs=2e-3)  # float16 on disk
+
+
+def test_an_ensemble_records_what_its_members_learned_from(tmp_path: Path) -> None:
+    paths = []
+    for seed, data in ((1, ["/d/enron1.tar.gz", "/d/spamassassin"]), (2, ["/d/spamassassin"])):
+        torch.manual_seed(seed)
+        meta = CheckpointMeta(config=CFG, max_length=64, threshold=0.5, training={"data": data})
+        paths.append(save_checkpoint(GPTClassifier(CFG), meta, tmp_path / f"d{seed}.safetensors"))
+    combine(paths, tmp_path / "ens.safetensors", examples(), max_fpr=0.1)
+    recorded = load_checkpoint(tmp_path / "ens.safetensors").meta.training["data"]
+    assert recorded == ["/d/enron1.tar.gz", "/d/spamassassin"]
+    torch.manual_seed(3)
+    unrecorded = CheckpointMeta(config=CFG, max_length=64, threshold=0.5)
+    bare = save_checkpoint(GPTClassifier(CFG), unrecorded, tmp_path / "n.safetensors")
+    combine([paths[0], bare], tmp_path / "ens2.safetensors", examples(), max_fpr=0.1)
+    assert "data" not in load_checkpoint(tmp_path / "ens2.safetensors").meta.training
