@@ -84,6 +84,11 @@ def train(
                      "more an ensemble of one member per seed (default: the preset's; "
                      "default preset: 11,13)."),
     ] = None,
+    oversample: Annotated[
+        list[str] | None,
+        typer.Option(help="CORPUS=K: fine-tuning reads that corpus's training messages K times "
+                     "an epoch (e.g. spamassassin=2); repeatable; replaces the preset's."),
+    ] = None,
 ) -> None:
     """Fine-tune a GPT-2 classifier; writes model.safetensors, metrics.json, training-curves.png."""
     from training.job import run_training
@@ -94,6 +99,8 @@ def train(
     p = get_preset(preset)
     if seeds is not None:
         p = _with_seeds(p, seeds)
+    if oversample:
+        p = _with_oversample(p, oversample)
     paths = data or _preset_paths(p.corpora)
     result = run_training(
         p, paths, output, base=base, size=size, trainable=trainable,  # type: ignore[arg-type]
@@ -178,3 +185,17 @@ def _with_seeds(p: Preset, text: str) -> Preset:
         raise typer.BadParameter(f"give 1 to {MAX_MEMBERS} distinct seeds", param_hint="--seeds")
     finetune = replace(p.finetune, seed=seeds[0])
     return replace(p, finetune=finetune, member_seeds=seeds if len(seeds) > 1 else ())
+
+
+def _with_oversample(p: Preset, items: list[str]) -> Preset:
+    """The preset with these `CORPUS=K` oversampling factors instead of its own."""
+    from dataclasses import replace
+
+    factors: dict[str, int] = {}
+    for item in items:
+        corpus, _, k = item.partition("=")
+        if not corpus or not k.isdigit() or int(k) < 1:
+            raise typer.BadParameter(f"expected CORPUS=K with K a whole number >= 1, not {item!r}",
+                                     param_hint="--oversample")
+        factors[corpus] = int(k)
+    return replace(p, oversample=tuple(factors.items()))

@@ -79,3 +79,19 @@ def test_seeds_choose_a_single_model_or_an_ensemble(
     assert meta.members == members
     assert meta.training["finetune"]["seed"] == 5
     assert meta.training.get("member_seeds", [5]) == [int(s) for s in seeds.split(",")]
+
+
+def test_oversample_reads_a_corpus_more_often(tmp_path: Path) -> None:
+    data = write_sms_file(tmp_path / "sms.tsv", more_ham=True)
+    out = tmp_path / "run"
+    base = ["train", "--preset", "book", "--data", str(data), "--base", "random", "--size",
+            "1x2x32x128", "--max-steps", "2", "--output", str(out), "--device", "cpu"]
+    r = _mailfilter(*base, "--oversample", "sms=2")
+    assert r.returncode == 0, r.stderr
+    assert load_checkpoint(out / "model.safetensors").meta.training["oversample"] == {"sms": 2}
+    r = _mailfilter(*base, "--oversample", "smss=2")  # no such corpus: said, not ignored
+    assert r.returncode != 0 and "no training messages from smss" in r.stderr
+    assert r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr
+    for bad in ("sms", "sms=0", "=2", "sms=two"):
+        r = _mailfilter(*base, "--oversample", bad)
+        assert r.returncode == 2 and "--oversample" in r.stderr, bad
