@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from models.checkpoint import (
+    MAX_MEMBERS,
     Checkpoint,
     CheckpointMeta,
     load_checkpoint,
@@ -59,6 +60,9 @@ def _members(paths: list[Path], checkpoints: list[Checkpoint]) -> list[GPTClassi
                 f"{path}: shape, context, pooling or text form differs from {paths[0]}"
             )
         members.extend(parts)
+    if len(members) > MAX_MEMBERS:
+        raise EnsembleError(f"{len(members)} members in all; a checkpoint holds at most "
+                            f"{MAX_MEMBERS}")
     return members
 
 

@@ -124,6 +124,9 @@ def test_an_ensemble_given_to_combine_gives_each_of_its_members(tmp_path: Path) 
     want = torch.sigmoid(torch.stack(odds).mean(0))  # each member once, not (mean(a, b) + c) / 2
     got = torch.tensor(predict(abc.model, data, torch.device("cpu")), dtype=torch.float64)
     assert got.tolist() == pytest.approx(want.tolist(), abs=2e-3)  # float16 on disk
+    with pytest.raises(EnsembleError, match="at most 8"):  # 9 members would not load
+        combine([tmp_path / "abc.safetensors"] * 3, tmp_path / "x.safetensors", val, max_fpr=0.0)
+    assert not (tmp_path / "x.safetensors").exists()
 
 
 def test_an_ensemble_records_what_its_members_learned_from(tmp_path: Path) -> None:
