@@ -53,7 +53,7 @@ def roc_auc(labels: Sequence[int], scores: Sequence[float]) -> float:
 
 def missed_at_no_false_positive(labels: Sequence[int], scores: Sequence[float]) -> int:
     """Spam a filter's ranking must miss to flag no ham: those scoring at or below the
-    highest-scoring ham (a tie cannot be split by any threshold). All spam without ham."""
+    highest-scoring ham (a tie cannot be split by any threshold). None when there is no ham."""
     top_ham = max((s for y, s in zip(labels, scores, strict=True) if not y), default=None)
     if top_ham is None:
         return 0
