@@ -113,8 +113,8 @@ def write_page(path: Path, split: Split, sources: list[Path], table: str,
     """The markdown page: what was trained on, what was scored, the table, settings, notes."""
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     if split.corpus == NEWER:
-        trained = ("the training splits of enron, lingspam and the SpamAssassin corpus's 2002 "
-                   "folders")
+        others = ", ".join(sorted(set(CORPORA) - {"spamassassin"}))
+        trained = f"the training splits of {others} and the SpamAssassin corpus's 2002 folders"
         scored = (f"every message of the SpamAssassin corpus's 2003 folders "
                   f"({', '.join(NEWER_DIRS)}) whose text no training corpus holds, none of "
                   "which any filter saw in training")

@@ -149,12 +149,13 @@ def run_training(
     sets = {name: TokenizedSet(items, length, encoded[name]) for name, items in splits.items()}
     fit = dict(sets)  # what fine-tuning reads; metrics below count each message once
     if preset.oversample:
+        factors = dict(preset.oversample)
         present = {e.corpus for e in splits["train"]}
-        absent = sorted(set(dict(preset.oversample)) - present)
+        absent = sorted(set(factors) - present)
         if absent:  # a misspelt name would otherwise oversample nothing, silently
             raise TrainingError(f"oversample: no training messages from {', '.join(absent)} "
                                 f"(the corpora here: {', '.join(sorted(present))})")
-        picks = oversample(splits["train"], dict(preset.oversample))
+        picks = oversample(splits["train"], factors)
         fit["train"] = TokenizedSet([splits["train"][i] for i in picks], length,
                                     [encoded["train"][i] for i in picks])
     cfg: FinetuneConfig = preset.finetune
