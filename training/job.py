@@ -130,6 +130,8 @@ def run_training(
     splits, summary = make_splits(load_examples(data), preset)
     if not splits["train"] or not splits["val"]:
         raise TrainingError("too few examples to make train and validation splits")
+    recipes = member_recipes(preset)  # checked before the hour of pretraining, not after
+    _check_recipes(recipes, preset, {e.corpus for e in splits["train"]})
     base = base or preset.base
     out_dir.mkdir(parents=True, exist_ok=True)
     # Tokenised once: the vocabulary, pretraining and every split's dataset all start from these.
@@ -147,17 +149,7 @@ def run_training(
     longest = max(1, max((len(ids) for ids in encoded["train"]), default=0))
     length = min(max_length or preset.max_length or longest, block)
     sets = {name: TokenizedSet(items, length, encoded[name]) for name, items in splits.items()}
-    fit = dict(sets)  # what fine-tuning reads; metrics below count each message once
-    if preset.oversample:
-        factors = dict(preset.oversample)
-        present = {e.corpus for e in splits["train"]}
-        absent = sorted(set(factors) - present)
-        if absent:  # a misspelt name would otherwise oversample nothing, silently
-            raise TrainingError(f"oversample: no training messages from {', '.join(absent)} "
-                                f"(the corpora here: {', '.join(sorted(present))})")
-        picks = oversample(splits["train"], factors)
-        fit["train"] = TokenizedSet([splits["train"][i] for i in picks], length,
-                                    [encoded["train"][i] for i in picks])
+    fits = _member_training_sets(recipes, splits["train"], encoded["train"], sets["train"], length)
     cfg: FinetuneConfig = preset.finetune
     if epochs is not None:
         cfg = replace(cfg, epochs=epochs)
@@ -165,7 +157,7 @@ def run_training(
         cfg = replace(cfg, max_steps=max_steps)
     seeds = preset.member_seeds or (cfg.seed,)
     cfg = replace(cfg, seed=seeds[0])
-    members, histories = _fine_tune_members(model, fit, cfg, seeds, dev, progress)
+    members, histories = _fine_tune_members(model, fits, sets["val"], cfg, seeds, dev, progress)
     history = histories[0]
     final: GPTClassifier | GPTEnsemble = members[0] if len(members) == 1 else GPTEnsemble(members)
     store_dtype = getattr(torch, preset.store_dtype)
@@ -184,7 +176,9 @@ def run_training(
         "seconds": round(time.perf_counter() - started, 1), "torch": torch.__version__,
         "machine": f"{platform.machine()} x{os.cpu_count()}",
         "vocab_size": model.config.vocab_size, "pretrain": pretrain_report,
-    } | ({"oversample": dict(preset.oversample)} if preset.oversample else {}) | form.metadata() | (
+    } | ({"oversample": dict(preset.oversample)} if preset.oversample else {}) | (
+        {"member_oversample": [dict(r) for r in recipes]} if preset.member_oversample else {}
+    ) | form.metadata() | (
         {"member_seeds": list(seeds), "members": member_report} if member_report else {})
     meta = CheckpointMeta(config=model.config, max_length=length, threshold=threshold,
                           training=training, metrics={k: _headline(v) for k, v in metrics.items()},
@@ -200,19 +194,58 @@ def run_training(
     return TrainResult(ckpt, metrics_path, plot_path, metrics)
 
 
+def member_recipes(preset: Preset) -> list[tuple[tuple[str, int], ...]]:
+    """Each member's oversampling: the preset's `member_oversample`, or its `oversample` for
+    every member (one entry per member seed; one for a single model)."""
+    if preset.member_oversample:
+        return list(preset.member_oversample)
+    return [preset.oversample] * max(1, len(preset.member_seeds))
+
+
+def _check_recipes(
+    recipes: list[tuple[tuple[str, int], ...]], preset: Preset, present: set[str]
+) -> None:
+    """One recipe per member seed, each naming only corpora that have training messages (a
+    misspelt name would otherwise oversample nothing, silently)."""
+    seeds = len(preset.member_seeds) or 1
+    if len(recipes) != seeds:
+        raise TrainingError(f"preset {preset.name} gives {len(recipes)} members their own "
+                            f"oversampling but has {seeds} member seeds")
+    absent = sorted({name for recipe in recipes for name, _ in recipe} - present)
+    if absent:
+        raise TrainingError(f"oversample: no training messages from {', '.join(absent)} "
+                            f"(the corpora here: {', '.join(sorted(present))})")
+
+
+def _member_training_sets(
+    recipes: list[tuple[tuple[str, int], ...]], train: list[Example],
+    encoded: list[list[int]], plain: TokenizedSet, length: int,
+) -> list[TokenizedSet]:
+    """What each member's fine-tuning reads: the training split, with the corpora its recipe
+    names repeated (`oversample`); members with the same recipe share one set."""
+    built: dict[tuple[tuple[str, int], ...], TokenizedSet] = {(): plain}
+    for recipe in recipes:
+        if recipe in built:
+            continue
+        picks = oversample(train, dict(recipe))
+        built[recipe] = TokenizedSet([train[i] for i in picks], length, [encoded[i] for i in picks])
+    return [built[recipe] for recipe in recipes]
+
+
 def _fine_tune_members(
-    model: GPTClassifier, sets: dict[str, TokenizedSet], cfg: FinetuneConfig,
+    model: GPTClassifier, trains: list[TokenizedSet], val: TokenizedSet, cfg: FinetuneConfig,
     seeds: tuple[int, ...], dev: torch.device, progress: bool,
 ) -> tuple[list[GPTClassifier], list[History]]:
-    """Fine-tune one copy of `model` per seed, all from the same start (the first is `model`)."""
+    """Fine-tune one copy of `model` per seed, all from the same start (the first is `model`),
+    member k reading `trains[k]`."""
     start = copy.deepcopy(model) if len(seeds) > 1 else model
     members, histories = [], []
-    for k, seed in enumerate(seeds):
+    for k, (seed, train) in enumerate(zip(seeds, trains, strict=True)):
         member = model if k == 0 else copy.deepcopy(start)
         if len(seeds) > 1:
             log.info("fine-tuning member %d of %d (seed %d)", k + 1, len(seeds), seed)
         cfg_k = replace(cfg, seed=seed)
-        histories.append(finetune(member, sets["train"], sets["val"], cfg_k, dev, progress))
+        histories.append(finetune(member, train, val, cfg_k, dev, progress))
         members.append(member)
     return members, histories
 

@@ -181,7 +181,15 @@ def _with_seeds(p: Preset, text: str) -> Preset:
     except ValueError:
         raise typer.BadParameter(f"not a comma-separated list of integers: {text!r}",
                                  param_hint="--seeds") from None
-    if len(set(seeds)) != len(seeds) or len(seeds) > MAX_MEMBERS:
+    if p.member_oversample:  # members with their own recipes: one seed for each, in order
+        if len(seeds) != len(p.member_oversample):
+            raise typer.BadParameter(f"preset {p.name} has {len(p.member_oversample)} members "
+                                     f"with their own oversampling: give that many seeds",
+                                     param_hint="--seeds")
+        if len(set(zip(seeds, p.member_oversample, strict=True))) != len(seeds):
+            raise typer.BadParameter("two members would train alike: same seed, same recipe",
+                                     param_hint="--seeds")
+    elif len(set(seeds)) != len(seeds) or len(seeds) > MAX_MEMBERS:
         raise typer.BadParameter(f"give 1 to {MAX_MEMBERS} distinct seeds", param_hint="--seeds")
     finetune = replace(p.finetune, seed=seeds[0])
     return replace(p, finetune=finetune, member_seeds=seeds if len(seeds) > 1 else ())
@@ -191,6 +199,10 @@ def _with_oversample(p: Preset, items: list[str]) -> Preset:
     """The preset with these `CORPUS=K` oversampling factors instead of its own."""
     from dataclasses import replace
 
+    if p.member_oversample:
+        raise typer.BadParameter(f"preset {p.name} gives its members their own oversampling; "
+                                 "--oversample would make some of them alike",
+                                 param_hint="--oversample")
     factors: dict[str, int] = {}
     for item in items:
         corpus, _, k = item.partition("=")

@@ -95,3 +95,15 @@ def test_oversample_reads_a_corpus_more_often(tmp_path: Path) -> None:
     for bad in ("sms", "sms=0", "=2", "sms=two"):
         r = _mailfilter(*base, "--oversample", bad)
         assert r.returncode == 2 and "--oversample" in r.stderr, bad
+
+
+def test_default4_members_keep_their_recipes(tmp_path: Path) -> None:
+    """`--preset default4` gives each of its four members its own oversampling: `--seeds` must
+    name one seed per member and may not make two alike; `--oversample` would, so is refused."""
+    base = ["train", "--preset", "default4", "--output", str(tmp_path / "run")]
+    for seeds in ("11,13", "11,13,11,13,17", "11,11,13,13"):
+        r = _mailfilter(*base, "--seeds", seeds)
+        assert r.returncode == 2 and "--seeds" in r.stderr, seeds
+    r = _mailfilter(*base, "--oversample", "spamassassin=2")
+    assert r.returncode == 2 and "own oversampling" in r.stderr
+    assert not (tmp_path / "run").exists()
