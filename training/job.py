@@ -162,7 +162,7 @@ def run_training(
     final: GPTClassifier | GPTEnsemble = members[0] if len(members) == 1 else GPTEnsemble(members)
     store_dtype = getattr(torch, preset.store_dtype)
     round_to_dtype(final, store_dtype)  # threshold and metrics describe the file as written
-    member_report = _member_report(members, histories, seeds, sets, dev)
+    member_report = _member_report(members, histories, seeds, recipes, sets, dev)
     scores = {name: predict(final, s, dev) for name, s in sets.items() if len(s)}
     threshold = 0.5
     if preset.max_fpr is not None:
@@ -252,14 +252,17 @@ def _fine_tune_members(
 
 def _member_report(
     members: list[GPTClassifier], histories: list[History], seeds: tuple[int, ...],
-    sets: dict[str, TokenizedSet], dev: torch.device,
+    recipes: list[tuple[tuple[str, int], ...]], sets: dict[str, TokenizedSet], dev: torch.device,
 ) -> list[dict[str, Any]]:
-    """Each member's seed, time and validation/test ROC AUC alone; empty for a single model."""
+    """Each member's seed, oversampling (if any), time and validation/test ROC AUC alone; empty
+    for a single model."""
     if len(members) == 1:
         return []
     report = []
-    for seed, member, history in zip(seeds, members, histories, strict=True):
+    for seed, recipe, member, history in zip(seeds, recipes, members, histories, strict=True):
         row: dict[str, Any] = {"seed": seed, "seconds": round(history.seconds, 1)}
+        if recipe:
+            row["oversample"] = dict(recipe)
         for name in ("val", "test"):
             if len(sets[name]):
                 scores = predict(member, sets[name], dev)

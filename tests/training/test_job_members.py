@@ -61,6 +61,7 @@ def test_members_with_their_own_recipes_are_the_runs_they_stand_for(tmp_path: Pa
     ckpt = load_checkpoint(mixed.checkpoint)  # type: ignore[attr-defined]
     assert ckpt.meta.members == 2
     assert ckpt.meta.training["member_oversample"] == [{}, {"sms": 3}]
+    assert [m.get("oversample") for m in ckpt.meta.training["members"]] == [None, {"sms": 3}]
     for member, alone in zip(ckpt.model.members, (plain, thrice), strict=True):
         single = dict(load_checkpoint(alone.checkpoint).model.named_parameters())  # type: ignore[attr-defined]
         assert all(torch.equal(p, single[k]) for k, p in member.named_parameters())
