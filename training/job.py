@@ -20,7 +20,13 @@ from typing import Any
 import torch
 
 from mailfilter.engine import pick_device
-from models.checkpoint import CheckpointMeta, load_checkpoint, round_to_dtype, save_checkpoint
+from models.checkpoint import (
+    MAX_MEMBERS,
+    CheckpointMeta,
+    load_checkpoint,
+    round_to_dtype,
+    save_checkpoint,
+)
 from models.classifier import GPTClassifier, Trainable
 from models.ensemble import GPTEnsemble
 from models.gpt import GPT
@@ -208,6 +214,9 @@ def _check_recipes(
     """One recipe per member seed, each naming only corpora that have training messages (a
     misspelt name would otherwise oversample nothing, silently)."""
     seeds = len(preset.member_seeds) or 1
+    if seeds > MAX_MEMBERS:  # else found only when the finished file is loaded
+        raise TrainingError(f"preset {preset.name} has {seeds} member seeds; a checkpoint holds "
+                            f"at most {MAX_MEMBERS} members")
     if len(recipes) != seeds:
         raise TrainingError(f"preset {preset.name} gives {len(recipes)} members their own "
                             f"oversampling but has {seeds} member seeds")

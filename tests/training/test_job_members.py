@@ -75,4 +75,6 @@ def test_a_recipe_per_member_must_match_the_seeds(tmp_path: Path) -> None:
         _run(tmp_path, "bad", member_seeds=(1, 2, 3), member_oversample=((), (("sms", 2),)))
     with pytest.raises(TrainingError, match="no training messages from smss"):
         _run(tmp_path, "typo", member_seeds=(1, 2), member_oversample=((), (("smss", 2),)))
-    assert not (tmp_path / "bad").exists() and not (tmp_path / "typo").exists()
+    with pytest.raises(TrainingError, match="at most 8 members"):
+        _run(tmp_path, "many", member_seeds=tuple(range(9)))
+    assert not any((tmp_path / d).exists() for d in ("bad", "typo", "many"))
