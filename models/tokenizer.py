@@ -34,9 +34,10 @@ def apply_case(texts: list[str], text_case: str) -> list[str]:
 
 
 # Whether a model reads the sender lines (`From`, `Reply-To`) of the text
-# `mailfilter.message.to_text` makes, per checkpoint: "keep" (GPT-2 and older checkpoints) or
-# "drop" (the bundled model: only one of its corpora has senders, so their mere presence told it
-# which corpus a message came from, a prior that is wrong for everyone else's mail).
+# `mailfilter.message.to_text` makes, per checkpoint: "keep" (GPT-2, older checkpoints and the
+# bundled model) or "drop" (only one of the bundled corpora has senders, so their mere presence
+# tells a model which corpus a message came from; measured, the bundled model keeps them:
+# docs/MODEL.md, "Sender lines").
 TEXT_SENDERS = ("keep", "drop")
 SENDER_PREFIXES = ("From: ", "Reply-To: ")  # to_text's header block opens with these, in order
 
