@@ -57,6 +57,7 @@ from mailfilter.server import MailfilterServer
 from mailfilter.settings import Settings
 from mailfilter.state import Record, State, StateError, content_hash
 from mailfilter.verdict import decide
+from mailfilter.welcomelist import welcomed_sender
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 1024  # events gathered at most before a batch is scored anyway
@@ -309,7 +310,8 @@ class Daemon:
         with self.engine_lock:
             score = engine.score_texts([text])[0]
         threshold = settings.threshold if settings.threshold is not None else engine.threshold
-        verdict = decide(score, threshold, engine.model_id, settings.unsure_band)
+        welcomed = welcomed_sender(raw, settings.welcomelist_from) is not None
+        verdict = decide(score, threshold, engine.model_id, settings.unsure_band, welcomed)
         body = tag_message(raw, verdict, settings.subject_prefix) if want_message else None
         record = Record(
             content_hash(raw), engine.model_id, FILTERED, _SOCKET, "-", "-",

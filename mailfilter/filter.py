@@ -103,13 +103,15 @@ def filter_with_engine(raw: bytes, settings: Settings, engine: Engine) -> Filter
     """Score one message with a loaded engine and tag it (or pass it unscored)."""
     from mailfilter.message import to_text
     from mailfilter.verdict import decide
+    from mailfilter.welcomelist import welcomed_sender
 
     why = unscorable(raw, settings.max_size)
     if why is not None:
         return FilterResult(raw, note=why)
     threshold = settings.threshold if settings.threshold is not None else engine.threshold
     score = engine.score_texts([to_text(raw)])[0]
-    verdict = decide(score, threshold, engine.model_id, settings.unsure_band)
+    welcomed = welcomed_sender(raw, settings.welcomelist_from) is not None
+    verdict = decide(score, threshold, engine.model_id, settings.unsure_band, welcomed)
     tagged = tag_message(raw, verdict, settings.subject_prefix)
     return FilterResult(tagged, verdict.label, score)
 

@@ -180,9 +180,10 @@ def spam_level(score: float, threshold: float) -> str:
 def verdict_headers(verdict: Verdict, prefix_added: str | None = None) -> list[str]:
     """Our header lines (without line endings) for a verdict."""
     spam = verdict.is_spam
+    tests = "MAILFILTER,USER_IN_WELCOMELIST" if verdict.welcomed else "MAILFILTER"
     status = (
         f"X-Spam-Status: {'Yes' if spam else 'No'}, score={verdict.score:.4f} "
-        f"required={verdict.threshold:.4f} tests=MAILFILTER version={mailfilter_version()}"
+        f"required={verdict.threshold:.4f} tests={tests} version={mailfilter_version()}"
     )
     score = (
         f"X-Mailfilter-Score: {verdict.score:.4f} model={verdict.model_id} verdict={verdict.label}"
@@ -190,7 +191,9 @@ def verdict_headers(verdict: Verdict, prefix_added: str | None = None) -> list[s
     if prefix_added:
         score += f" prefix={prefix_added}"
     lines = ["X-Spam-Flag: YES"] if spam else []
-    return [*lines, status, f"X-Spam-Level: {spam_level(verdict.score, verdict.threshold)}", score]
+    # No stars for welcomed mail: sieve rules that file on `X-Spam-Level: *****` must not move it.
+    level = "" if verdict.welcomed else spam_level(verdict.score, verdict.threshold)
+    return [*lines, status, f"X-Spam-Level: {level}", score]
 
 
 def tag_message(raw: bytes, verdict: Verdict, prefix: str | None = None) -> bytes:

@@ -31,6 +31,7 @@ from mailfilter.mboxlock import MboxLockError, break_stale_lock
 from mailfilter.settings import Settings
 from mailfilter.state import Record, State, content_hash
 from mailfilter.verdict import decide
+from mailfilter.welcomelist import welcomed_sender
 
 if TYPE_CHECKING:
     from mailfilter.engine import Scored
@@ -82,6 +83,7 @@ class ScanReport:
     spam: int = 0
     ham: int = 0
     unsure: int = 0
+    welcomed: int = 0  # of the ham: from a welcomelist_from sender, whatever the score
     changed: Counter[str] = field(default_factory=Counter)  # tagged, moved, would move, ...
     skipped: Counter[str] = field(default_factory=Counter)  # not scored, by reason
     not_applied: Counter[str] = field(default_factory=Counter)  # scored, change not made
@@ -110,6 +112,7 @@ class ScanReport:
             "spam": self.spam,
             "ham": self.ham,
             "unsure": self.unsure,
+            "welcomed": self.welcomed,
             "changed": dict(self.changed),
             "skipped": dict(self.skipped),
             "not_applied": dict(self.not_applied),
@@ -126,6 +129,7 @@ class _Loaded:
     raw: bytes
     size: int
     digest: str
+    welcomed: bool = False  # from a welcomelist_from sender (found before the bytes are dropped)
 
 
 def _where(ref: MessageRef) -> str:
@@ -201,7 +205,8 @@ class _Scan:
             if digest in self.known:
                 self.skip(where, ref.folder, ref.key, "known", "")
                 continue
-            yield _Loaded(ref, raw, len(raw), digest)
+            welcomed = welcomed_sender(raw, self.settings.welcomelist_from) is not None
+            yield _Loaded(ref, raw, len(raw), digest, welcomed)
 
     def raw_of(self, item: _Loaded) -> bytes:
         """The bytes to score; kept on the item only where a Maildir tag will need them."""
@@ -226,9 +231,11 @@ class _Scan:
         if score is None:
             self.skip(_where(ref), ref.folder, ref.key, "unscorable", error or "?")
             return
-        verdict = decide(score, self.threshold, self.engine.model_id, self.settings.unsure_band)
+        verdict = decide(score, self.threshold, self.engine.model_id, self.settings.unsure_band,
+                         item.welcomed)
         report = self.report
         report.scanned += 1
+        report.welcomed += item.welcomed
         setattr(report, verdict.label, getattr(report, verdict.label) + 1)
         outcome = self.applier.apply(
             plan(ref, verdict, item.raw, item.digest, self.settings, item.size)

@@ -17,7 +17,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -76,6 +76,12 @@ class Settings(BaseSettings):
         0.0, ge=0.0, le=0.5, description="scores within this of the threshold are 'unsure'"
     )
     subject_prefix: str | None = Field(None, description="prefix added to spam subjects on tag")
+    welcomelist_from: list[str] = Field(
+        default_factory=list,
+        description="senders never marked spam: addresses or patterns matched against From: "
+        "(ann@example.org, *@example.org); From: can be forged, so list people and small "
+        "domains, never a free-mail provider",
+    )
     max_size: int = Field(
         512 * 1024, ge=1024, description="messages larger than this (bytes) are not rewritten"
     )
@@ -94,6 +100,13 @@ class Settings(BaseSettings):
         30.0, gt=0.0, le=600.0, description="seconds the client waits for the daemon's answer"
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
+
+    @field_validator("welcomelist_from")
+    @classmethod
+    def _welcomelist_patterns(cls, entries: list[str]) -> list[str]:
+        from mailfilter.welcomelist import check_pattern
+
+        return [check_pattern(e) for e in entries]
 
     @classmethod
     def settings_customise_sources(

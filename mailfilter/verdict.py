@@ -1,4 +1,5 @@
-"""A scored message's verdict: p(spam) against the threshold, with an optional unsure band."""
+"""A scored message's verdict: p(spam) against the threshold, with an optional unsure band;
+mail from a welcomed sender (`mailfilter.welcomelist`) is ham whatever its score."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ class Verdict:
     threshold: float
     label: Label
     model_id: str
+    welcomed: bool = False  # the sender is on the welcomelist: ham whatever the score
 
     @property
     def is_spam(self) -> bool:
@@ -23,12 +25,19 @@ class Verdict:
         return self.label == "spam"
 
 
-def decide(score: float, threshold: float, model_id: str, unsure_band: float = 0.0) -> Verdict:
-    """Turn p(spam) into a Verdict; scores within `unsure_band` of the threshold are unsure."""
-    if unsure_band > 0 and abs(score - threshold) < unsure_band:
-        label: Label = "unsure"
+def decide(
+    score: float, threshold: float, model_id: str, unsure_band: float = 0.0,
+    welcomed: bool = False,
+) -> Verdict:
+    """Turn p(spam) into a Verdict; scores within `unsure_band` of the threshold are unsure, and
+    a welcomed sender's mail is ham."""
+    if welcomed:
+        label: Label = "ham"
+    elif unsure_band > 0 and abs(score - threshold) < unsure_band:
+        label = "unsure"
     elif score >= threshold:
         label = "spam"
     else:
         label = "ham"
-    return Verdict(score=score, threshold=threshold, label=label, model_id=model_id)
+    return Verdict(score=score, threshold=threshold, label=label, model_id=model_id,
+                   welcomed=welcomed)

@@ -57,7 +57,7 @@ def _print_summary(report: ScanReport) -> None:
     rows: list[tuple[str, str, str]] = [
         ("scanned", str(report.scanned), ""),
         ("spam", str(report.spam), ""),
-        ("ham", str(report.ham), ""),
+        ("ham", str(report.ham), f"welcomed {report.welcomed}" if report.welcomed else ""),
         ("unsure", str(report.unsure), ""),
     ]
     rows += [(result, str(n), "") for result, n in sorted(report.changed.items())]
