@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mailfilter.daemon import Daemon
+from mailfilter.daemon import Daemon, Job
 from mailfilter.filter import filter_with_engine
 from mailfilter.headers import strip_our_headers, verdict_headers
 from mailfilter.mailboxes import detect
@@ -133,3 +133,15 @@ def test_the_daemon_socket_answers_ham_for_a_welcomed_sender(
 
 
 daemon_for = test_daemon.daemon_for
+
+
+def test_the_daemon_leaves_a_welcomed_senders_delivery_where_it_is(
+    tmp_path: Path, daemon_for: Callable[..., tuple[Daemon, test_daemon.FakeEngine]],
+) -> None:
+    maildir = test_daemon.make_maildir(tmp_path / "Maildir")
+    daemon, _ = daemon_for(action="move", mailboxes=[maildir],
+                           welcomelist_from=["*@example.com"])
+    kept = test_daemon.deliver(maildir, "1.host", test_daemon.message(1, True))
+    daemon.process([Job("file", kept)])
+    assert kept.read_bytes() == test_daemon.message(1, True)
+    assert not (maildir / ".Junk").exists()
