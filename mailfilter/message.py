@@ -83,7 +83,7 @@ NAMED_TEXT_ATTACHMENTS = {"htm": "text/html", "html": "text/html", "txt": "text/
 
 # What the email package raises on hostile input (parser and header-registry bugs included).
 # Only exception type names are logged: messages would put mail content into the logs.
-_EMAIL_ERRORS = (
+EMAIL_ERRORS = (
     *(email_errors.MessageError, LookupError, ValueError, IndexError, AttributeError),
     *(TypeError, UnicodeError, AssertionError, RecursionError),
 )
@@ -215,7 +215,7 @@ def to_text_with_stats(
             msg = BytesParser(policy=pol).parsebytes(data)
             headers = _header_lines(msg)
             _visit(msg, walk, 0)
-        except _EMAIL_ERRORS as e:
+        except EMAIL_ERRORS as e:
             logger.debug("%s policy cannot read message: %s", name, type(e).__name__)
             continue
         text, over = _render(headers, walk.attachments, "\n\n".join(walk.bodies), max_chars)
@@ -278,13 +278,13 @@ def _decode_header(name: str, value: str) -> str:
     if "=?" in value:
         try:
             return str(_parse_header(name, value))
-        except _EMAIL_ERRORS as e:
+        except EMAIL_ERRORS as e:
             logger.debug("cannot decode header %s: %s", name, type(e).__name__)
     text = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     if name in ADDRESS_HEADERS:
         try:
             pairs = getaddresses([text])
-        except _EMAIL_ERRORS as e:
+        except EMAIL_ERRORS as e:
             logger.debug("cannot parse addresses in %s: %s", name, type(e).__name__)
             return text
         shown = [f"{n} <{a}>" if n and a else n or a for n, a in pairs]
@@ -353,7 +353,7 @@ def _list_attachment(part: Message, ctype: str, walk: _Walk) -> str:
     walk.attachment_count += 1
     try:
         name = part.get_filename() or ""
-    except _EMAIL_ERRORS as e:
+    except EMAIL_ERRORS as e:
         logger.debug("cannot read attachment name: %s", type(e).__name__)
         name = ""
     name = _clean_header(str(name))[:80]

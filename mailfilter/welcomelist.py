@@ -17,6 +17,8 @@ from email.policy import compat32
 from email.utils import getaddresses
 from fnmatch import fnmatchcase
 
+from mailfilter.message import EMAIL_ERRORS
+
 log = logging.getLogger(__name__)
 
 # Only the start of a message is parsed for its From: header (a header block is rarely over a
@@ -46,7 +48,7 @@ def from_addresses(raw: bytes) -> list[str]:
         headers = BytesHeaderParser(policy=compat32).parsebytes(raw[:MAX_HEADER_BYTES])
         values = [str(v) for v in headers.get_all("From", [])]
         return [addr.lower() for _, addr in getaddresses(values) if "@" in addr]
-    except Exception as e:  # hostile headers: not welcomed, and never an error
+    except EMAIL_ERRORS as e:  # hostile headers: not welcomed, and never an error
         log.debug("cannot read the From: header: %s", type(e).__name__)
         return []
 
