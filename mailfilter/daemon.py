@@ -56,8 +56,7 @@ from mailfilter.sdnotify import sd_notify, watchdog_interval
 from mailfilter.server import MailfilterServer
 from mailfilter.settings import Settings
 from mailfilter.state import Record, State, StateError, content_hash
-from mailfilter.verdict import decide
-from mailfilter.welcomelist import welcomed_sender
+from mailfilter.verdict import judge
 
 log = logging.getLogger(__name__)
 MAX_BATCH = 1024  # events gathered at most before a batch is scored anyway
@@ -309,16 +308,14 @@ class Daemon:
         text = to_text(raw)
         with self.engine_lock:
             score = engine.score_texts([text])[0]
-        threshold = settings.threshold if settings.threshold is not None else engine.threshold
-        welcomed = welcomed_sender(raw, settings.welcomelist_from) is not None
-        verdict = decide(score, threshold, engine.model_id, settings.unsure_band, welcomed)
+        verdict = judge(raw, score, settings, engine.threshold, engine.model_id)
         body = tag_message(raw, verdict, settings.subject_prefix) if want_message else None
         record = Record(
             content_hash(raw), engine.model_id, FILTERED, _SOCKET, "-", "-",
             score, verdict.label, "tagged",
         )  # fmt: skip
         self.enqueue(Job("record", record=record))
-        return Answer("OK", score, verdict.label, threshold, engine.model_id, body)
+        return Answer("OK", score, verdict.label, verdict.threshold, engine.model_id, body)
 
     # --- the worker thread ----------------------------------------------------------------
 

@@ -102,16 +102,13 @@ def unscorable(raw: bytes, max_size: int) -> str | None:
 def filter_with_engine(raw: bytes, settings: Settings, engine: Engine) -> FilterResult:
     """Score one message with a loaded engine and tag it (or pass it unscored)."""
     from mailfilter.message import to_text
-    from mailfilter.verdict import decide
-    from mailfilter.welcomelist import welcomed_sender
+    from mailfilter.verdict import judge
 
     why = unscorable(raw, settings.max_size)
     if why is not None:
         return FilterResult(raw, note=why)
-    threshold = settings.threshold if settings.threshold is not None else engine.threshold
     score = engine.score_texts([to_text(raw)])[0]
-    welcomed = welcomed_sender(raw, settings.welcomelist_from) is not None
-    verdict = decide(score, threshold, engine.model_id, settings.unsure_band, welcomed)
+    verdict = judge(raw, score, settings, engine.threshold, engine.model_id)
     tagged = tag_message(raw, verdict, settings.subject_prefix)
     return FilterResult(tagged, verdict.label, score)
 

@@ -30,7 +30,7 @@ from mailfilter.mboxedit import recover
 from mailfilter.mboxlock import MboxLockError, break_stale_lock
 from mailfilter.settings import Settings
 from mailfilter.state import Record, State, content_hash
-from mailfilter.verdict import decide
+from mailfilter.verdict import decide, threshold_of
 from mailfilter.welcomelist import welcomed_sender
 
 if TYPE_CHECKING:
@@ -149,7 +149,7 @@ class _Scan:
         progress: Callable[[int], None] | None,
         lock_timeout: float,
     ) -> None:
-        threshold = settings.threshold if settings.threshold is not None else engine.threshold
+        threshold = threshold_of(settings, engine.threshold)
         self.settings, self.engine, self.dry_run = settings, engine, dry_run
         self.known, self.state, self.progress = known, state, progress
         self.lock_timeout = lock_timeout

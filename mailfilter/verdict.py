@@ -4,7 +4,12 @@ mail from a welcomed sender (`mailfilter.welcomelist`) is ham whatever its score
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+from mailfilter.welcomelist import welcomed_sender
+
+if TYPE_CHECKING:
+    from mailfilter.settings import Settings
 
 Label = Literal["spam", "ham", "unsure"]
 
@@ -41,3 +46,18 @@ def decide(
         label = "ham"
     return Verdict(score=score, threshold=threshold, label=label, model_id=model_id,
                    welcomed=welcomed)
+
+
+def threshold_of(settings: Settings, model_threshold: float) -> float:
+    """The threshold in force: the user's `threshold` if set, else the model's own."""
+    return settings.threshold if settings.threshold is not None else model_threshold
+
+
+def judge(
+    raw: bytes, score: float, settings: Settings, model_threshold: float, model_id: str,
+) -> Verdict:
+    """One scored message's verdict under the user's settings: threshold, unsure band and
+    welcomelist, the same for the daemon's socket and `mailfilter filter`."""
+    welcomed = welcomed_sender(raw, settings.welcomelist_from) is not None
+    return decide(score, threshold_of(settings, model_threshold), model_id,
+                  settings.unsure_band, welcomed)
