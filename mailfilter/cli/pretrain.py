@@ -16,7 +16,7 @@ def pretrain(
     output: Annotated[
         Path, typer.Option("--output", "-o", help="LM checkpoint; resumed if it exists.")
     ] = Path("runs/pretrain/lm.safetensors"),
-    size: Annotated[str, typer.Option(help="LAYERSxHEADSxEMBDxCONTEXT.")] = "2x4x128x256",
+    size: Annotated[str, typer.Option(help="LAYERSxHEADSxEMBDxCONTEXT.")] = "2x4x128x512",
     vocab_size: Annotated[
         int, typer.Option(min=3, help="Compact vocabulary built from the text.")
     ] = 16384,
