@@ -32,15 +32,17 @@ T = TypeVar("T")
 BUNDLED_MODEL = "default.safetensors"
 # Messages per batch by default. On the CPU small batches are faster per message (the attention
 # scores of 8 messages of 256 tokens stay in cache; bench/scan.py --batch-size: 264 messages/s at
-# 8 against 215 at 16 and 222 at 32 on 2 cores); a GPU wants large ones.
+# 8 against 215 at 16 and 222 at 32 on 2 cores; with the 512-token model, bf16, forward 466 at 8
+# against 383 at 4 and 396 at 16, docs/MODEL.md "Speed"); a GPU wants large ones.
 CPU_BATCH = 8
 CUDA_BATCH = 256
 # bf16 on the CPU: oneDNN builds and caches kernels per input shape, so a batch width of every
 # length from 1 to 256 holds hundreds of them. Rounding each batch's width up to a multiple of
-# 32 keeps 8 widths: scoring 4,000 SpamAssassin messages in one process peaked at 374-376 MB
-# instead of 855-916 MB (three runs each), at 852-934 messages/s instead of 693-901 (noisy;
-# docs/MODEL.md, "Speed"). float32 has no such cache and loses 5% to the padding (594 against
-# 566 at 16), so it pads to the longest as before; so does a GPU (not measured).
+# 32 keeps 8 widths (16 for a 512-token model): scoring 4,000 SpamAssassin messages in one
+# process with the 256-token model peaked at 374-376 MB instead of 855-916 MB (three runs
+# each), at 852-934 messages/s instead of 693-901 (noisy; docs/MODEL.md, "Speed"). float32 has
+# no such cache and loses 5% to the padding (594 against 566 at 16), so it pads to the longest
+# as before; so does a GPU (not measured).
 BF16_CPU_PAD_MULTIPLE = 32
 
 
