@@ -14,7 +14,7 @@ from mailfilter.mailboxes import detect
 from mailfilter.scan import scan
 from mailfilter.settings import Settings, SettingsError, load_settings
 from mailfilter.state import State
-from mailfilter.verdict import decide
+from mailfilter.verdict import decide, judge, threshold_of
 from mailfilter.welcomelist import (
     MAX_HEADER_BYTES,
     WelcomelistError,
@@ -88,6 +88,20 @@ def test_a_welcomed_verdict_is_ham_whatever_the_score_and_says_why_in_its_header
         in lines[0]
     assert "X-Spam-Level: " in lines  # no stars: sieve rules on the level must not file it
     assert "tests=MAILFILTER version" in verdict_headers(decide(0.999, 0.5, "m"))[1]
+
+
+def test_judge_uses_the_users_threshold_band_and_welcomelist() -> None:
+    raw_ann, raw_bob = b"From: ann@example.org\n\nhi", b"From: bob@example.org\n\nhi"
+    plain = Settings()
+    assert threshold_of(plain, 0.9) == 0.9
+    assert judge(raw_bob, 0.95, plain, 0.9, "m").label == "spam"
+    assert judge(raw_bob, 0.85, plain, 0.9, "m").label == "ham"
+    mine = Settings(threshold=0.99, unsure_band=0.02, welcomelist_from=["ann@example.org"])
+    assert threshold_of(mine, 0.9) == 0.99
+    assert judge(raw_bob, 0.95, mine, 0.9, "m").label == "ham"  # under the user's threshold
+    assert judge(raw_bob, 0.98, mine, 0.9, "m").label == "unsure"
+    welcomed = judge(raw_ann, 0.9999, mine, 0.9, "m")
+    assert welcomed.label == "ham" and welcomed.welcomed and welcomed.threshold == 0.99
 
 
 @pytest.mark.parametrize("kind", KINDS)
