@@ -23,6 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.scan import corpus_files
 from mailfilter.engine import Engine, bundled_checkpoint_path
 from mailfilter.message import to_text
 
@@ -42,9 +43,7 @@ class Row:
 
 def corpus_texts(limit: int | None) -> list[str]:
     """The corpus's messages as `to_text` reads them, in a fixed order."""
-    files = sorted(p for d in sorted(CORPUS.iterdir()) if d.is_dir()
-                   for p in d.iterdir() if p.name != "cmds" and p.is_file())
-    return [to_text(p.read_bytes()) for p in files[:limit]]
+    return [to_text(p.read_bytes()) for p in corpus_files(CORPUS, limit)]
 
 
 def main() -> int:

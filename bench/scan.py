@@ -35,20 +35,25 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mailfilter.engine import Engine
 from mailfilter.message import to_text
+from training.corpora.rfc822_dirs import NOT_MESSAGES
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "data" / "spamassassin"
+
+
+def corpus_files(corpus: Path, limit: int | None) -> list[Path]:
+    """The corpus's message files (not its `cmds` scripts), in a fixed order; the first
+    `limit` of them when given."""
+    files = sorted(p for d in sorted(corpus.iterdir()) if d.is_dir()
+                   for p in d.iterdir() if p.name not in NOT_MESSAGES and p.is_file())
+    return files[:limit] if limit else files
 
 
 def build_maildir(root: Path, limit: int | None) -> list[Path]:
     """Copy the corpus files into root/{cur,new,tmp}/ (new/), returning the copies."""
     for sub in ("cur", "new", "tmp"):
         (root / sub).mkdir(parents=True, exist_ok=True)
-    files = sorted(p for d in sorted(CORPUS.iterdir()) if d.is_dir()
-                   for p in d.iterdir() if p.name != "cmds" and p.is_file())
-    if limit:
-        files = files[:limit]
     copies = []
-    for i, src in enumerate(files):
+    for i, src in enumerate(corpus_files(CORPUS, limit)):
         dst = root / "new" / f"{1700000000 + i}.M{i}P1.bench"
         shutil.copyfile(src, dst)
         copies.append(dst)
